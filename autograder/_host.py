@@ -1,0 +1,261 @@
+"""The submission side of the trust boundary: the code that runs *with* student code.
+
+This file is the only part of the grader that ever executes a submission. It is kept
+self-contained (standard library + torch) because it is run as a script with `python -I`,
+which puts neither the current directory nor PYTHON* variables on the import path.
+
+Two ways in:
+
+* ``python -I _host.py FD``: a *zygote*. It imports torch once, then waits on the control
+  socket FD. Each request hands it a fresh socket; it forks a child that loads the
+  submission, serves calls on that socket, and dies with the test. Forking from a process
+  that already imported torch is what makes a child start in milliseconds.
+* ``Host`` used directly (``--isolation none``): the same object table, in-process.
+
+What crosses back to the grader is *data only*: tensors, numbers, strings and
+lists/tuples/dicts of them, serialised with ``torch.save`` and read by the grader with
+``torch.load(weights_only=True)``, which never unpickles code. Anything else (a module, a
+function, an optimizer) stays here and is named by a reference id.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import os
+import pickle
+import resource
+import signal
+import socket
+import struct
+import sys
+import traceback
+import types
+
+import torch
+
+REF_KEY = "__remote_ref__"
+NDARRAY_KEY = "__ndarray__"
+_HEADER = struct.Struct("!Q")
+MAX_FRAME = 1 << 30  # 1 GiB; a larger reply is treated as a protocol violation
+
+
+# --------------------------------------------------------------------------- wire format
+def send_frame(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(_HEADER.pack(len(payload)) + payload)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("peer closed the connection")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock: socket.socket) -> bytes:
+    (n,) = _HEADER.unpack(recv_exact(sock, _HEADER.size))
+    if n > MAX_FRAME:
+        raise EOFError(f"frame of {n} bytes exceeds the {MAX_FRAME}-byte limit")
+    return recv_exact(sock, n)
+
+
+def dump_data(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- the object table
+class Host:
+    """Holds the submission's objects and answers requests about them.
+
+    Requests are tuples from the trusted grader: ``(op, *args)``. Replies are
+    ``{"ok": value}`` or ``{"error": {...}}`` where value is encoded data.
+    """
+
+    def __init__(self, package: str, submission_dir: str, reference: dict[str, str]):
+        self.package = package
+        self.objects: dict[int, object] = {}
+        self.next_id = 1
+        self._install_package(submission_dir, reference)
+
+    # The submission directory becomes a package (named ``package``) without running its
+    # __init__.py: ``from .w04_blocks import X`` inside a student module then resolves
+    # to the same directory, or to the reference file where the grader says so.
+    def _install_package(self, submission_dir: str, reference: dict[str, str]) -> None:
+        pkg = types.ModuleType(self.package)
+        pkg.__path__ = [submission_dir]
+        pkg.__file__ = None
+        sys.modules[self.package] = pkg
+        for name, path in reference.items():
+            full = f"{self.package}.{name}"
+            spec = importlib.util.spec_from_file_location(full, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[full] = module
+            spec.loader.exec_module(module)
+            setattr(pkg, name, module)
+
+    # -- encoding ---------------------------------------------------------------------
+    def keep(self, obj) -> dict:
+        ref = self.next_id
+        self.next_id += 1
+        self.objects[ref] = obj
+        return {REF_KEY: ref, "type": type(obj).__qualname__}
+
+    def encode(self, value, depth: int = 0):
+        if depth > 20:
+            return self.keep(value)
+        if value is None or isinstance(value, (bool, int, float, str, bytes, complex)):
+            return value
+        if isinstance(value, torch.Tensor):
+            if value.is_meta:
+                return {"__meta_tensor__": list(value.shape), "dtype": str(value.dtype)}
+            return value.detach().to("cpu").clone()
+        if isinstance(value, (torch.dtype, torch.device)):
+            return str(value)
+        if isinstance(value, torch.Size):
+            return tuple(value)
+        if type(value) in (list, tuple):
+            return type(value)(self.encode(v, depth + 1) for v in value)
+        if isinstance(value, dict) and all(isinstance(k, (str, int)) for k in value):
+            return {k: self.encode(v, depth + 1) for k, v in value.items()}
+        if type(value).__module__ == "numpy" and hasattr(value, "shape"):
+            return {NDARRAY_KEY: torch.from_numpy(value.copy())}
+        if type(value).__module__ == "numpy" and hasattr(value, "item"):
+            return value.item()
+        if isinstance(value, types.GeneratorType):
+            return self.encode(list(value), depth + 1)
+        if isinstance(value, tuple):  # named tuples
+            return tuple(self.encode(v, depth + 1) for v in value)
+        return self.keep(value)
+
+    def decode(self, value):
+        if isinstance(value, dict):
+            if REF_KEY in value:
+                return self.objects[value[REF_KEY]]
+            return {k: self.decode(v) for k, v in value.items()}
+        if type(value) in (list, tuple):
+            return type(value)(self.decode(v) for v in value)
+        return value
+
+    # -- operations -------------------------------------------------------------------
+    def op_import(self, name: str):
+        return importlib.import_module(f"{self.package}.{name}")
+
+    def op_getattr(self, ref: dict, name: str):
+        return getattr(self.decode(ref), name)
+
+    def op_setattr(self, ref: dict, name: str, value):
+        setattr(self.decode(ref), name, self.decode(value))
+
+    def op_call(self, ref: dict, args, kwargs):
+        return self.decode(ref)(*self.decode(args), **self.decode(kwargs))
+
+    def op_callmethod(self, ref: dict, name: str, args, kwargs):
+        return getattr(self.decode(ref), name)(*self.decode(args), **self.decode(kwargs))
+
+    def op_run(self, module: str, qualname: str, args, kwargs):
+        # A trusted driver (for example a training loop) run beside the submission.
+        fn = importlib.import_module(module)
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+        return fn(*self.decode(args), **self.decode(kwargs))
+
+    def op_release(self, ref: dict):
+        self.objects.pop(ref[REF_KEY], None)
+
+    def handle(self, request: tuple) -> dict:
+        op, *args = request
+        try:
+            value = getattr(self, f"op_{op}")(*args)
+            return {"ok": self.encode(value)}
+        except BaseException as exc:  # noqa: BLE001 - everything a submission raises is reported
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return {"error": describe_exception(exc)}
+
+
+def describe_exception(exc: BaseException) -> dict:
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Drop this file's own frames: the student sees their code, not the grader's plumbing.
+    frames = [f for f in frames if os.path.basename(f.filename) != "_host.py"]
+    text = "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": text[-8000:]}
+
+
+# --------------------------------------------------------------------------- the zygote
+def _limit_resources(memory_bytes: int, cpu_seconds: int) -> None:
+    with open("/proc/self/statm") as f:
+        vm_pages = int(f.read().split()[0])
+    current = vm_pages * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (current + memory_bytes, current + memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _serve_child(conn: socket.socket, spec: dict) -> None:
+    os.setsid()  # its own process group, so the grader can kill it and anything it spawns
+    os.chdir(spec["workdir"])
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        out = os.open(os.path.join(spec["workdir"], name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(out, fd)
+        os.close(out)
+    _limit_resources(spec["memory_bytes"], spec["cpu_seconds"])
+    torch.manual_seed(0)
+    try:
+        host = Host(spec["package"], spec["submission_dir"], spec["reference"])
+        setup_error = None
+    except BaseException as exc:  # noqa: BLE001 - a broken reference is reported, not fatal
+        host, setup_error = None, describe_exception(exc)
+    while True:
+        try:
+            request = pickle.loads(recv_frame(conn))  # from the trusted grader only
+        except EOFError:
+            break
+        reply = {"error": setup_error} if host is None else host.handle(request)
+        try:
+            payload = dump_data(reply)
+        except BaseException as exc:  # noqa: BLE001 - e.g. an unserialisable value
+            payload = dump_data({"error": describe_exception(exc)})
+        send_frame(conn, payload)
+
+
+def zygote_main(control_fd: int) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    control = socket.socket(fileno=control_fd)
+    send_frame(control, b"ready")
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, 1)
+        except OSError:
+            break
+        if not data:
+            break
+        spec = pickle.loads(data)
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            conn = socket.socket(fileno=fds[0])
+            code = 0
+            try:
+                _serve_child(conn, spec)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(fds[0])
+        send_frame(control, struct.pack("!q", pid))
+
+
+if __name__ == "__main__":
+    sys.path.append(sys.argv[2])  # the trusted project root, for drivers (op_run)
+    import torch.nn  # noqa: F401  - warm the imports every child will need
+    import torch.nn.functional  # noqa: F401
+
+    zygote_main(int(sys.argv[1]))

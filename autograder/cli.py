@@ -1,0 +1,170 @@
+"""The `course` command. Each subcommand is a thin layer over a module of its own."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from .weeks import ROOT, WEEKS, get_week, module_path
+
+
+def _week_list(values: list[str] | None):
+    return [get_week(v) for v in values] if values else None
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .grade import default_submission, resolve_weeks, run_pytest
+
+    submission = Path(args.submission) if args.submission else default_submission(for_grading=False)
+    weeks = _week_list(args.weeks) or resolve_weeks(None, submission)
+    extra = ["--tb=short", "-p", "no:warnings", "-q"]
+    code, _ = run_pytest(
+        submission, weeks, seed=args.seed, isolation=args.isolation, public_only=args.public, quiet=False, extra=extra
+    )
+    return code
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from . import report as render
+    from .grade import build_report, default_submission, resolve_weeks, run_pytest
+
+    submission = Path(args.submission) if args.submission else default_submission(for_grading=True)
+    if not submission.is_dir():
+        print(f"course grade: no submission directory at {submission}", file=sys.stderr)
+        return 2
+    weeks = resolve_weeks([w.id for w in _week_list(args.weeks)] if args.weeks else None, submission)
+    code, state = run_pytest(submission.resolve(), weeks, seed=args.seed, isolation=args.isolation)
+    if state is None or code in (3, 4) or state.grader_errors:
+        problems = "; ".join(state.grader_errors) if state else f"pytest exit code {code}"
+        print(f"course grade: grading could not run ({problems})", file=sys.stderr)
+        return 2
+    report = build_report(state, weeks, submission)
+    # Reports are written only now, after every submission process has been killed.
+    if args.json:
+        render.write_json(report, Path(args.json))
+    if args.markdown:
+        Path(args.markdown).write_text(render.to_markdown(report))
+    if args.junit:
+        render.write_junit(report, Path(args.junit))
+    if args.classroom:
+        encoded = render.to_classroom(report)
+        Path(args.classroom).write_text(encoded + "\n")
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+                fh.write(f"result={encoded}\n")
+    print(render.to_markdown(report))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync import MarkerError, sync
+
+    try:
+        drifted = sync(check=args.check)
+    except MarkerError as exc:
+        print(f"course sync: {exc}", file=sys.stderr)
+        return 2
+    for path in drifted:
+        rel = path.relative_to(ROOT)
+        print(f"{'drifted' if args.check else 'wrote'}: {rel}")
+    if args.check and drifted:
+        print("course sync --check: exercises/ differs from what solutions/ generates; run `course sync`.")
+        return 1
+    if args.check:
+        print("course sync --check: exercises/ is in sync with solutions/")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    week = get_week(args.week)
+    submission = Path(args.submission) if args.submission else ROOT / "exercises"
+    mine, ref = module_path(submission, week), module_path(ROOT / "solutions", week)
+    if ref is None:
+        print("course diff: the reference solutions are not in this checkout (they are published on the "
+              "`solutions` branch after each deadline; `git fetch origin solutions`).", file=sys.stderr)
+        return 2
+    if mine is None:
+        print(f"course diff: no {week.module} in {submission}", file=sys.stderr)
+        return 2
+    pairs = [(mine, ref)]
+    if ref.name == "__init__.py":  # a package week: every file of it
+        pairs = [(mine.parent / p.relative_to(ref.parent), p) for p in sorted(ref.parent.rglob("*.py"))]
+    for left, right in pairs:
+        a = left.read_text().splitlines(keepends=True) if left.exists() else []
+        b = right.read_text().splitlines(keepends=True)
+        sys.stdout.writelines(
+            difflib.unified_diff(a, b, f"yours/{left.relative_to(submission)}", f"reference/{right.relative_to(ROOT / 'solutions')}")
+        )
+    return 0
+
+
+def _delegate(module: str, attr: str = "main"):
+    def run(args: argparse.Namespace) -> int:
+        return importlib.import_module(module).__getattribute__(attr)(args.rest)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description="Transformer Deep Dive: tests, grading and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    weeks_help = "weeks as 1, w01 or attention (default: every week present)"
+
+    p = sub.add_parser("test", help="local feedback: run a week's tests against exercises/ (or --submission)")
+    p.add_argument("weeks", nargs="*", help=weeks_help)
+    p.add_argument("--submission", help="directory with your wNN_*.py modules (default: exercises/)")
+    p.add_argument("--public", action="store_true", help="public tests only")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--isolation", choices=("process", "none"), default="process")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("grade", help="the authoritative grade: points per test and per week")
+    p.add_argument("--submission", help="directory with the wNN_*.py modules (default: solutions/ where present)")
+    p.add_argument("--weeks", nargs="+", help=weeks_help)
+    p.add_argument("--seed", type=int, help="grading seed (default: random; recorded in the report)")
+    p.add_argument("--isolation", choices=("process", "none"), default="process",
+                   help="process (authoritative) or none (debugging: student code runs in the grader)")
+    p.add_argument("--json", help="write the JSON report here")
+    p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--junit", help="write JUnit XML here")
+    p.add_argument("--classroom", help="write GitHub Classroom's base64 grader output here")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("sync", help="regenerate exercises/ from solutions/")
+    p.add_argument("--check", action="store_true", help="fail if exercises/ has drifted")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("diff", help="your module beside the reference solution")
+    p.add_argument("week")
+    p.add_argument("--submission")
+    p.set_defaults(func=cmd_diff)
+
+    delegated = {
+        "release": ("autograder.release", "build the student template (or --solutions tree)"),
+        "gradebook": ("autograder.gradebook", "class gradebook from grade reports"),
+        "data": ("autograder.data", "fetch a dataset into the cache, verifying sha256"),
+        "train": ("autograder.capstone", "train the capstone Mini-GPT"),
+        "sample": ("autograder.capstone", "sample from a capstone checkpoint"),
+    }
+    for name, (module, text) in delegated.items():
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(module, "main" if name not in ("train", "sample") else f"{name}_main"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyError as exc:  # unknown week names
+        print(f"course: {exc.args[0]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

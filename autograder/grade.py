@@ -1,0 +1,122 @@
+"""`course grade` and `course test`: run the week suites through pytest and build the report.
+
+Trust: pytest runs *here* with the course repository's own configuration; only the
+hidden suites (autograder/suites/) and the course's own copy of the public tests
+(exercises/tests/) are collected. Nothing from the submission directory is collected or
+imported in this process: its code runs in the children of `autograder.isolation`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from . import __version__
+from .plugin import STATE, State
+from .weeks import ROOT, WEEKS, Week, get_week
+
+SUITES = Path(__file__).resolve().parent / "suites"
+PUBLIC = ROOT / "exercises" / "tests"
+
+
+def test_paths(weeks: list[Week], public_only: bool = False) -> list[str]:
+    paths = []
+    for week in weeks:
+        paths.extend(str(p) for p in sorted(PUBLIC.glob(f"test_{week.module}*.py")))
+        hidden = SUITES / week.module
+        if hidden.is_dir() and not public_only:
+            paths.append(str(hidden))
+    return paths
+
+
+class _Collector:
+    """Keeps the plugin state of the pytest run so the report can be built after it."""
+
+    state: State | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.state = session.config.stash[STATE]
+
+
+def run_pytest(
+    submission: Path,
+    weeks: list[Week],
+    *,
+    seed: int | None,
+    isolation: str,
+    public_only: bool = False,
+    quiet: bool = True,
+    extra: list[str] | None = None,
+) -> tuple[int, State | None]:
+    paths = test_paths(weeks, public_only)
+    if not paths:
+        return 5, None
+    args = [
+        *paths,
+        f"--submission={submission}",
+        f"--isolation={isolation}",
+        f"--rootdir={ROOT}",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        " or ".join(w.id for w in weeks),
+    ]
+    if seed is not None:
+        args.append(f"--seed={seed}")
+    if quiet:
+        args += ["-q", "--assert=plain", "-p", "no:warnings", "--no-header", "-rN", "--tb=no"]
+    args += extra or []
+    collector = _Collector()
+    code = pytest.main(args, plugins=[collector])
+    return int(code), collector.state
+
+
+def build_report(state: State, weeks: list[Week], submission: Path) -> dict:
+    report_weeks = {}
+    for week in weeks:
+        rows = [r for r in state.results if r.week == week.id]
+        report_weeks[week.id] = {
+            "title": week.title,
+            "score": sum(r.score for r in rows),
+            "max_score": sum(r.max_score for r in rows),
+            "tests": [
+                {k: v for k, v in asdict(r).items() if k not in ("week", "grader_error")} for r in rows
+            ],
+        }
+    return {
+        "schema_version": 1,
+        "score": sum(w["score"] for w in report_weeks.values()),
+        "max_score": sum(w["max_score"] for w in report_weeks.values()),
+        "submission": str(submission),
+        "seed": state.seed,
+        "isolation": state.isolation,
+        "grader_version": __version__,
+        "python": sys.version.split()[0],
+        "weeks": report_weeks,
+    }
+
+
+def resolve_weeks(keys: list[str] | None, submission: Path) -> list[Week]:
+    if keys:
+        return [get_week(k) for k in keys]
+    # Default: every week whose module exists in the submission (or all, if none does).
+    present = [w for w in WEEKS if (submission / f"{w.module}.py").exists() or (submission / w.module).is_dir()]
+    return present or list(WEEKS)
+
+
+def default_submission(for_grading: bool) -> Path:
+    """`course grade` grades the reference by default where it exists; everything else
+    (`course test`, the student template) works on exercises/."""
+    env = os.environ.get("COURSE_SUBMISSION")
+    if env:
+        return Path(env)
+    if for_grading and (ROOT / "solutions").is_dir():
+        return ROOT / "solutions"
+    return ROOT / "exercises"

@@ -1,0 +1,301 @@
+"""The pytest plugin: week markers, points, fixtures that reach the submission, and results.
+
+Loaded through the ``pytest11`` entry point, so ``pytest -m w03`` works in any checkout
+with the package installed. Fixtures for tests:
+
+* ``submission``: a `Session` on the submission for this test (a fresh child process
+  under process isolation); ``submission.module("w04_blocks")``, ``.run(driver, …)``,
+  ``.source()``.
+* ``student``: ``submission.module()`` for the test's own week.
+* ``seed`` / ``gen``: the grading seed and a ``torch.Generator`` derived from it and the
+  test's name, so inputs are fresh per seed and identical for the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from .checks import GradingFailure
+from .isolation import (
+    InProcessSession,
+    IsolatedSession,
+    SubmissionCrash,
+    SubmissionError,
+    SubmissionTimeout,
+    Zygote,
+)
+from .weeks import ROOT, WEEKS, reference_modules
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+
+@dataclass
+class Result:
+    id: str
+    name: str
+    week: str
+    status: str  # passed | failed | error | timeout | skipped
+    score: float
+    max_score: float
+    message: str
+    duration: float
+    hidden: bool
+    grader_error: bool = False
+
+
+@dataclass
+class State:
+    submission_dir: Path
+    seed: int
+    isolation: str
+    zygote: Zygote | None = None
+    week_spent: dict[str, float] = field(default_factory=dict)
+    import_failures: dict[str, SubmissionError] = field(default_factory=dict)
+    results: list[Result] = field(default_factory=list)
+    grader_errors: list[str] = field(default_factory=list)
+
+
+STATE = pytest.StashKey[State]()
+
+
+# --------------------------------------------------------------------------- options & markers
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("course", "Transformer Deep Dive grading")
+    group.addoption(
+        "--submission",
+        default=os.environ.get("COURSE_SUBMISSION"),
+        help="directory holding the submission's wNN_*.py modules (default: exercises/)",
+    )
+    group.addoption("--seed", type=int, default=None, help="grading seed (default: random, printed)")
+    group.addoption(
+        "--isolation",
+        choices=("process", "none"),
+        default=os.environ.get("COURSE_ISOLATION", "process"),
+        help="run submission code in child processes (default) or in-process (debugging only)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for week in WEEKS:
+        config.addinivalue_line("markers", f"{week.id}: {week.title} (week {week.number})")
+    config.addinivalue_line("markers", "points(n): the points a test is worth in the rubric")
+    config.addinivalue_line("markers", "limit(seconds): wall-clock limit of the test's submission calls")
+    submission = config.getoption("--submission") or str(ROOT / "exercises")
+    seed = config.getoption("--seed")
+    if seed is None:
+        seed = int(os.environ.get("COURSE_SEED", random.SystemRandom().randrange(2**31)))
+    config.stash[STATE] = state = State(Path(submission).resolve(), seed, config.getoption("--isolation"))
+    if state.isolation == "process" and config.getoption("--submission"):
+        _start_zygote(state)  # an explicit submission means grading: start now, overlapping collection
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    # Start the isolation process as soon as a week's test file is about to be imported:
+    # its torch import then overlaps with the one collection does here.
+    state: State = parent.config.stash[STATE]
+    if (
+        state.isolation == "process"
+        and state.zygote is None
+        and file_path.suffix == ".py"
+        and _week_of_path(file_path) is not None
+    ):
+        _start_zygote(state)
+
+
+def _start_zygote(state: State) -> None:
+    try:
+        state.zygote = Zygote()
+    except Exception as exc:  # grading itself cannot run
+        state.grader_errors.append(f"could not start the isolation process: {exc}")
+        raise
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    return [f"course: submission={state.submission_dir} seed={state.seed} isolation={state.isolation}"]
+
+
+def _week_of_path(path: Path):
+    for week in WEEKS:
+        if path.name.startswith(f"test_{week.module}") or week.module in path.parts:
+            return week
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Week markers follow from where a test lives, so `-m w03` cannot miss one.
+    for item in items:
+        week = _week_of_path(Path(str(item.fspath)))
+        if week is not None and item.get_closest_marker(week.id) is None:
+            item.add_marker(getattr(pytest.mark, week.id))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.zygote is not None:
+        state.zygote.close()
+        state.zygote = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Children die before anyone writes a report.
+    pytest_unconfigure(session.config)
+
+
+# --------------------------------------------------------------------------- fixtures
+def item_week(item: pytest.Item):
+    for week in WEEKS:
+        if item.get_closest_marker(week.id) is not None:
+            return week
+    return None
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    return request.config.stash[STATE].seed
+
+
+@pytest.fixture
+def gen(request: pytest.FixtureRequest, seed: int) -> torch.Generator:
+    salt = zlib.crc32(request.node.name.encode())
+    return torch.Generator().manual_seed((seed * 1_000_003 + salt) % 2**63)
+
+
+@pytest.fixture
+def submission(request: pytest.FixtureRequest):
+    state: State = request.config.stash[STATE]
+    week = item_week(request.node)
+    if week is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: a test using `submission` needs a week marker")
+    marker = request.node.get_closest_marker("limit")
+    test_limit = float(marker.args[0]) if marker else week.test_limit_s
+    remaining = week.limit_s - state.week_spent.get(week.id, 0.0)
+    reference = reference_modules(week)
+    if state.isolation == "none":
+        session = InProcessSession(state.submission_dir, week.id, week.module, reference)
+    else:
+        if state.zygote is None:
+            _start_zygote(state)
+        deadline = time.monotonic() + max(0.0, min(test_limit, remaining))
+        session = IsolatedSession(state.zygote, state.submission_dir, week.id, week.module, reference, deadline)
+    session.import_failures = state.import_failures
+    started = time.monotonic()
+    yield session
+    session.close()
+    state.week_spent[week.id] = state.week_spent.get(week.id, 0.0) + time.monotonic() - started
+
+
+@pytest.fixture
+def student(submission):
+    """The test's own week module, as a proxy. A module whose import hangs or kills the
+    process is not retried by every test: later tests get the first failure at once."""
+    name = submission.module_name
+    if name in submission.import_failures:
+        raise submission.import_failures[name]
+    try:
+        return submission.module()
+    except (SubmissionTimeout, SubmissionCrash) as exc:
+        submission.import_failures[name] = exc
+        raise
+
+
+# --------------------------------------------------------------------------- outcomes
+def _test_name(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "function", None), "__doc__", None)
+    if doc and doc.strip():
+        return doc.strip().splitlines()[0].rstrip(".")
+    return item.name.removeprefix("test_").replace("_", " ")
+
+
+def classify(excinfo) -> tuple[str, str]:
+    """(status, message) for a failed call; never includes the hidden test's source."""
+    exc = excinfo.value
+    if isinstance(exc, SubmissionError):
+        message = str(exc)
+        if exc.traceback:
+            message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
+        return exc.status, message
+    if isinstance(exc, GradingFailure):
+        return "failed", str(exc)
+    if isinstance(exc, AssertionError):
+        return "failed", str(exc).split("\nassert ")[0] or "a check failed"
+    if isinstance(exc, pytest.skip.Exception):
+        return "skipped", str(exc)
+    # The test could not use what the submission returned (a tuple for a tensor, say).
+    return "error", f"the grader could not use your result: {type(exc).__name__}: {exc}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    week = item_week(item)
+    hidden = SUITES_DIR in Path(str(item.fspath)).resolve().parents
+    if call.excinfo is not None and not report.skipped:
+        status, message = classify(call.excinfo)
+        if hidden or isinstance(call.excinfo.value, (SubmissionError, GradingFailure)):
+            report.longrepr = message  # the student's traceback, never the hidden source
+    elif report.skipped:
+        status, message = "skipped", str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    else:
+        status, message = "passed", ""
+    item.stash.setdefault(_OUTCOMES, []).append((report.when, status, message, report.duration))
+    if report.when == "teardown" and week is not None:
+        _record(item, week, hidden)
+
+
+_OUTCOMES = pytest.StashKey[list]()
+
+
+def _record(item: pytest.Item, week, hidden: bool) -> None:
+    state: State = item.config.stash[STATE]
+    marker = item.get_closest_marker("points")
+    points = float(marker.args[0]) if marker else 1.0
+    phases = item.stash.get(_OUTCOMES, [])
+    status, message = "passed", ""
+    for when, phase_status, phase_message, _ in phases:
+        if phase_status != "passed":
+            status, message = phase_status, phase_message
+            if when == "setup" and phase_status == "failed":
+                status = "error"
+            break
+    duration = sum(d for *_, d in phases)
+    grader_error = bool(state.grader_errors) and status == "error"
+    state.results.append(
+        Result(
+            id=item.nodeid,
+            name=_test_name(item),
+            week=week.id,
+            status=status,
+            score=points if status == "passed" else 0.0,
+            max_score=points,
+            message=message[:6000],
+            duration=round(duration, 4),
+            hidden=hidden,
+            grader_error=grader_error,
+        )
+    )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if not state or not state.results:
+        return
+    terminalreporter.section("course: points")
+    for week in WEEKS:
+        rows = [r for r in state.results if r.week == week.id]
+        if rows:
+            got = sum(r.score for r in rows)
+            total = sum(r.max_score for r in rows)
+            terminalreporter.write_line(f"{week.id} {week.title}: {got:g} / {total:g}")
+    terminalreporter.write_line(f"seed {state.seed} (rerun with --seed {state.seed})")

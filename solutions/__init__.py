@@ -1,0 +1,5 @@
+"""Transformer Deep Dive: the reference solutions, one module per week.
+
+Modules import earlier weeks relatively (``from .w04_blocks import TransformerBlock``),
+so the same code works as ``solutions``, ``exercises`` or a graded submission.
+"""
