@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .weeks import ROOT, WEEKS, get_week, module_path
+from .weeks import ROOT, get_week, module_path
 
 
 def _week_list(values: list[str] | None):
@@ -23,7 +23,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     weeks = _week_list(args.weeks) or resolve_weeks(None, submission)
     extra = ["--tb=short", "-p", "no:warnings", "-q"]
     code, _ = run_pytest(
-        submission, weeks, seed=args.seed, isolation=args.isolation, public_only=args.public, quiet=False, extra=extra
+        submission,
+        weeks,
+        seed=args.seed,
+        isolation=args.isolation,
+        public_only=args.public,
+        quiet=False,
+        extra=extra,
     )
     return code
 
@@ -37,7 +43,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"course grade: no submission directory at {submission}", file=sys.stderr)
         return 2
     weeks = resolve_weeks([w.id for w in _week_list(args.weeks)] if args.weeks else None, submission)
-    code, state = run_pytest(submission.resolve(), weeks, seed=args.seed, isolation=args.isolation)
+    extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
+    code, state = run_pytest(
+        submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
+    )
     if state is None or code in (3, 4) or state.grader_errors:
         problems = "; ".join(state.grader_errors) if state else f"pytest exit code {code}"
         print(f"course grade: grading could not run ({problems})", file=sys.stderr)
@@ -84,8 +93,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     submission = Path(args.submission) if args.submission else ROOT / "exercises"
     mine, ref = module_path(submission, week), module_path(ROOT / "solutions", week)
     if ref is None:
-        print("course diff: the reference solutions are not in this checkout (they are published on the "
-              "`solutions` branch after each deadline; `git fetch origin solutions`).", file=sys.stderr)
+        print(
+            "course diff: the reference solutions are not in this checkout (they are published on the "
+            "`solutions` branch after each deadline; `git fetch origin solutions`).",
+            file=sys.stderr,
+        )
         return 2
     if mine is None:
         print(f"course diff: no {week.module} in {submission}", file=sys.stderr)
@@ -97,7 +109,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         a = left.read_text().splitlines(keepends=True) if left.exists() else []
         b = right.read_text().splitlines(keepends=True)
         sys.stdout.writelines(
-            difflib.unified_diff(a, b, f"yours/{left.relative_to(submission)}", f"reference/{right.relative_to(ROOT / 'solutions')}")
+            difflib.unified_diff(
+                a,
+                b,
+                f"yours/{left.relative_to(submission)}",
+                f"reference/{right.relative_to(ROOT / 'solutions')}",
+            )
         )
     return 0
 
@@ -110,7 +127,9 @@ def _delegate(module: str, attr: str = "main"):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="course", description="Transformer Deep Dive: tests, grading and tools.")
+    parser = argparse.ArgumentParser(
+        prog="course", description="Transformer Deep Dive: tests, grading and tools."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     weeks_help = "weeks as 1, w01 or attention (default: every week present)"
 
@@ -123,11 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("grade", help="the authoritative grade: points per test and per week")
-    p.add_argument("--submission", help="directory with the wNN_*.py modules (default: solutions/ where present)")
+    p.add_argument(
+        "--submission", help="directory with the wNN_*.py modules (default: solutions/ where present)"
+    )
     p.add_argument("--weeks", nargs="+", help=weeks_help)
     p.add_argument("--seed", type=int, help="grading seed (default: random; recorded in the report)")
-    p.add_argument("--isolation", choices=("process", "none"), default="process",
-                   help="process (authoritative) or none (debugging: student code runs in the grader)")
+    p.add_argument(
+        "--isolation",
+        choices=("process", "none"),
+        default="process",
+        help="process (authoritative) or none (debugging: student code runs in the grader)",
+    )
+    p.add_argument("--test-limit", type=float, help="seconds each test may spend in submission code")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--junit", help="write JUnit XML here")

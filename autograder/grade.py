@@ -107,7 +107,9 @@ def resolve_weeks(keys: list[str] | None, submission: Path) -> list[Week]:
     if keys:
         return [get_week(k) for k in keys]
     # Default: every week whose module exists in the submission (or all, if none does).
-    present = [w for w in WEEKS if (submission / f"{w.module}.py").exists() or (submission / w.module).is_dir()]
+    present = [
+        w for w in WEEKS if (submission / f"{w.module}.py").exists() or (submission / w.module).is_dir()
+    ]
     return present or list(WEEKS)
 
 

@@ -105,7 +105,14 @@ class _SessionBase:
             if REF_KEY in value and isinstance(value[REF_KEY], int):
                 kind = str(value.get("type", ""))
                 # Name an instance by its class ("SelfAttentionHead"), anything else by its path.
-                if kind not in ("module", "function", "type", "method", "builtin_function_or_method", "ABCMeta"):
+                if kind not in (
+                    "module",
+                    "function",
+                    "type",
+                    "method",
+                    "builtin_function_or_method",
+                    "ABCMeta",
+                ):
                     label = kind
                 return Remote(self, {REF_KEY: value[REF_KEY]}, label)
             if NDARRAY_KEY in value:
@@ -130,11 +137,10 @@ class _SessionBase:
             elif err.get("type") == "NotImplementedError":
                 raise SubmissionError(
                     f"{label} is not implemented yet ({err.get('message', '')})",
-                    err.get("traceback", ""), "NotImplementedError",
+                    err.get("traceback", ""),
+                    "NotImplementedError",
                 )
-            raise SubmissionError(
-                f"{label} raised {message}", err.get("traceback", ""), err.get("type", "")
-            )
+            raise SubmissionError(f"{label} raised {message}", err.get("traceback", ""), err.get("type", ""))
         return self._wrap(reply["ok"], label)
 
     # -- public API -------------------------------------------------------------------
@@ -300,7 +306,7 @@ class IsolatedSession(_SessionBase):
             self.conn.settimeout(remaining)
             send_frame(self.conn, pickle.dumps(_to_wire(request)))
             payload = recv_frame(self.conn)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             self._kill()
             raise SubmissionTimeout(
                 f"{label} did not return in time: an infinite loop, or far too slow?"
@@ -315,7 +321,9 @@ class IsolatedSession(_SessionBase):
             reply = torch.load(io.BytesIO(payload), weights_only=True)
         except Exception as exc:  # noqa: BLE001 - anything unreadable is the child's fault
             self._kill()
-            raise SubmissionCrash(f"{label}: the submission sent back something that is not data ({exc})") from None
+            raise SubmissionCrash(
+                f"{label}: the submission sent back something that is not data ({exc})"
+            ) from None
         return self._unwrap_reply(reply, label)
 
     def _kill(self) -> None:

@@ -76,6 +76,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--seed", type=int, default=None, help="grading seed (default: random, printed)")
     group.addoption(
+        "--test-limit",
+        type=float,
+        default=None,
+        help="wall-clock seconds each test may spend in submission code (default: the week's)",
+    )
+    group.addoption(
         "--isolation",
         choices=("process", "none"),
         default=os.environ.get("COURSE_ISOLATION", "process"),
@@ -179,6 +185,8 @@ def submission(request: pytest.FixtureRequest):
         raise pytest.UsageError(f"{request.node.nodeid}: a test using `submission` needs a week marker")
     marker = request.node.get_closest_marker("limit")
     test_limit = float(marker.args[0]) if marker else week.test_limit_s
+    if request.config.getoption("--test-limit"):
+        test_limit = min(test_limit, request.config.getoption("--test-limit"))
     remaining = week.limit_s - state.week_spent.get(week.id, 0.0)
     reference = reference_modules(week)
     if state.isolation == "none":
@@ -187,7 +195,9 @@ def submission(request: pytest.FixtureRequest):
         if state.zygote is None:
             _start_zygote(state)
         deadline = time.monotonic() + max(0.0, min(test_limit, remaining))
-        session = IsolatedSession(state.zygote, state.submission_dir, week.id, week.module, reference, deadline)
+        session = IsolatedSession(
+            state.zygote, state.submission_dir, week.id, week.module, reference, deadline
+        )
     session.import_failures = state.import_failures
     started = time.monotonic()
     yield session

@@ -72,7 +72,9 @@ def to_classroom(report: dict) -> str:
             tests.append(
                 {
                     "name": f"{week_id} {t['name']}",
-                    "status": "pass" if t["status"] == "passed" else ("error" if t["status"] in ("error", "timeout") else "fail"),
+                    "status": "pass"
+                    if t["status"] == "passed"
+                    else ("error" if t["status"] in ("error", "timeout") else "fail"),
                     "score": t["score"],
                     "max_score": t["max_score"],
                     "message": t["message"][:1000],

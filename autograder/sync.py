@@ -47,7 +47,9 @@ def find_regions(source: str, filename: str) -> list[Region]:
             continue  # a trailing comment after code is not a marker line
         if text == BEGIN:
             if open_at is not None:
-                raise MarkerError(f"{filename}:{line_no}: nested {BEGIN} (the region opened at line {open_at} is not closed)")
+                raise MarkerError(
+                    f"{filename}:{line_no}: nested {BEGIN} (the region opened at line {open_at} is not closed)"
+                )
             open_at = line_no
         else:
             if open_at is None:

@@ -55,12 +55,17 @@ def classic_bugs(q, k, v, mask=None):
         (attend(raw), "scores are √d_k too large: did you scale by 1/√d_k?"),
         (attend(raw / d), "scores are scaled by 1/d_k; the scale is 1/√d_k."),
         (attend(raw * math.sqrt(d)), "scores are multiplied by √d_k instead of divided by it."),
-        (attend(raw / math.sqrt(d), dim=-2), "weights sum over the query axis, not the key axis: softmax(dim=-1)."),
+        (
+            attend(raw / math.sqrt(d), dim=-2),
+            "weights sum over the query axis, not the key axis: softmax(dim=-1).",
+        ),
     ]
     if mask is not None:
         bugs.append((attend(raw / math.sqrt(d), ~mask), "the mask is inverted: True means *may attend*."))
         after = torch.softmax(raw / math.sqrt(d), dim=-1) * mask
-        bugs.append((after @ v, "the mask is applied after softmax, so rows no longer sum to 1: mask the scores."))
+        bugs.append(
+            (after @ v, "the mask is applied after softmax, so rows no longer sum to 1: mask the scores.")
+        )
     return bugs
 
 
@@ -83,11 +88,19 @@ def test_softmax_is_stable(student, gen):
     """softmax is exact at inputs of ±1e4 (max subtracted first)"""
     x = randn(gen, 4, 6) * 1e4
     out = student.softmax(x)
-    check(not torch.isnan(out).any(), "softmax of inputs around ±1e4 contains NaN.",
-          "exp overflows: subtract the row maximum before exponentiating.")
+    check(
+        not torch.isnan(out).any(),
+        "softmax of inputs around ±1e4 contains NaN.",
+        "exp overflows: subtract the row maximum before exponentiating.",
+    )
     check_close(out, torch.softmax(x, dim=-1), what="softmax at ±1e4", atol=1e-6)
-    check_close(student.softmax(x[:1, :] + 100.0), torch.softmax(x[:1, :], dim=-1), what="softmax(x + 100)",
-                atol=1e-6, hint="softmax is shift-invariant; subtracting the max makes that exact.")
+    check_close(
+        student.softmax(x[:1, :] + 100.0),
+        torch.softmax(x[:1, :], dim=-1),
+        what="softmax(x + 100)",
+        atol=1e-6,
+        hint="softmax is shift-invariant; subtracting the max makes that exact.",
+    )
 
 
 @pytest.mark.points(1)
@@ -95,8 +108,11 @@ def test_softmax_all_masked_row(student):
     """An all -inf row gives zeros, not NaN"""
     x = torch.tensor([[0.0, 1.0, 2.0], [float("-inf")] * 3])
     out = student.softmax(x)
-    check(not torch.isnan(out).any(), "softmax of an all -inf row returned NaN.",
-          "when the max is -inf, shift by 0 instead, and divide by 1 where the sum is 0.")
+    check(
+        not torch.isnan(out).any(),
+        "softmax of an all -inf row returned NaN.",
+        "when the max is -inf, shift by 0 instead, and divide by 1 where the sum is 0.",
+    )
     check_close(out[1], torch.zeros(3), what="softmax of an all -inf row")
 
 
@@ -108,11 +124,17 @@ def test_causal_mask_square(student, gen):
     mask = student.causal_mask(T)
     expected = torch.ones(T, T, dtype=torch.bool).tril()
     diagnose = "the diagonal is excluded: a token must attend to itself (j <= i)."
-    if isinstance(mask, torch.Tensor) and mask.shape == expected.shape and torch.equal(mask, expected.tril(-1)):
+    if (
+        isinstance(mask, torch.Tensor)
+        and mask.shape == expected.shape
+        and torch.equal(mask, expected.tril(-1))
+    ):
         raise GradingFailure(f"causal_mask({T}): {diagnose}")
     if isinstance(mask, torch.Tensor) and mask.shape == expected.shape and torch.equal(mask, ~expected):
         raise GradingFailure(f"causal_mask({T}): inverted: True must mean *may attend*.")
-    check_equal(mask, expected, what=f"causal_mask({T})", hint="True where key j <= query i; dtype torch.bool.")
+    check_equal(
+        mask, expected, what=f"causal_mask({T})", hint="True where key j <= query i; dtype torch.bool."
+    )
 
 
 @pytest.mark.points(2)
@@ -122,12 +144,21 @@ def test_causal_mask_bottom_right(student, gen):
     for T_q in (1, 3, T_k):
         mask = student.causal_mask(T_q, T_k)
         expected = torch.ones(T_q, T_k, dtype=torch.bool).tril(T_k - T_q)
-        if T_q < T_k and isinstance(mask, torch.Tensor) and torch.equal(mask, torch.ones(T_q, T_k, dtype=torch.bool).tril()):
+        if (
+            T_q < T_k
+            and isinstance(mask, torch.Tensor)
+            and torch.equal(mask, torch.ones(T_q, T_k, dtype=torch.bool).tril())
+        ):
             raise GradingFailure(
                 f"causal_mask({T_q}, {T_k}) is top-left aligned: query i sits at position T_k - T_q + i, "
                 "so a single cached query attends to every key."
             )
-        check_equal(mask, expected, what=f"causal_mask({T_q}, {T_k})", hint="query i is at absolute position T_k - T_q + i.")
+        check_equal(
+            mask,
+            expected,
+            what=f"causal_mask({T_q}, {T_k})",
+            hint="query i is at absolute position T_k - T_q + i.",
+        )
 
 
 @pytest.mark.points(1)
@@ -135,8 +166,12 @@ def test_padding_mask(student, gen):
     """padding_mask marks real tokens True"""
     lengths = torch.randint(0, 9, (5,), generator=gen)
     expected = torch.arange(9)[None, :] < lengths[:, None]
-    check_equal(student.padding_mask(lengths, 9), expected, what=f"padding_mask({lengths.tolist()}, 9)",
-                hint="row b is True at positions < lengths[b].")
+    check_equal(
+        student.padding_mask(lengths, 9),
+        expected,
+        what=f"padding_mask({lengths.tolist()}, 9)",
+        hint="row b is True at positions < lengths[b].",
+    )
 
 
 # --------------------------------------------------------------------------- attention
@@ -146,9 +181,19 @@ def test_sdpa_matches_pytorch_3d(student, gen):
     q, k, v = randn(gen, 2, 5, 16), randn(gen, 2, 7, 16), randn(gen, 2, 7, 3)
     out, weights = student.scaled_dot_product_attention(q, k, v)
     expected_out, expected_w = oracle_sdpa(q, k, v)
-    check_close(out, expected_out, what="attention output (B=2, T_q=5, T_k=7, d_k=16)", hint=SCALE_HINT,
-                diagnose=classic_bugs(q, k, v))
-    check_close(weights, expected_w, what="attention weights", hint="weights = softmax over keys of the scaled scores.")
+    check_close(
+        out,
+        expected_out,
+        what="attention output (B=2, T_q=5, T_k=7, d_k=16)",
+        hint=SCALE_HINT,
+        diagnose=classic_bugs(q, k, v),
+    )
+    check_close(
+        weights,
+        expected_w,
+        what="attention weights",
+        hint="weights = softmax over keys of the scaled scores.",
+    )
 
 
 @pytest.mark.points(3)
@@ -158,9 +203,13 @@ def test_sdpa_matches_pytorch_4d_masked(student, gen):
     mask = random_mask(gen, 2, 3, 6, 6)
     out, weights = student.scaled_dot_product_attention(q, k, v, mask)
     expected_out, expected_w = oracle_sdpa(q, k, v, mask)
-    check_close(out, expected_out, what="masked attention output (B=2, h=3, T=6, d_k=8)",
-                hint="masked_fill(~mask, -inf) on the scores, before softmax; transpose only the last two axes of k.",
-                diagnose=classic_bugs(q, k, v, mask))
+    check_close(
+        out,
+        expected_out,
+        what="masked attention output (B=2, h=3, T=6, d_k=8)",
+        hint="masked_fill(~mask, -inf) on the scores, before softmax; transpose only the last two axes of k.",
+        diagnose=classic_bugs(q, k, v, mask),
+    )
     check_close(weights, expected_w, what="masked attention weights")
     check(bool((weights[~mask] == 0).all()), "masked positions must get exactly zero weight.")
 
@@ -169,10 +218,17 @@ def test_sdpa_matches_pytorch_4d_masked(student, gen):
 def test_sdpa_any_leading_dims(student, gen):
     """Works with no batch dim and with three leading dims; keeps float64"""
     q, k, v = randn(gen, 4, 8), randn(gen, 6, 8), randn(gen, 6, 2)
-    check_close(student.scaled_dot_product_attention(q, k, v)[0], oracle_sdpa(q, k, v)[0], what="2-D attention")
+    check_close(
+        student.scaled_dot_product_attention(q, k, v)[0], oracle_sdpa(q, k, v)[0], what="2-D attention"
+    )
     q, k, v = (randn(gen, 2, 2, 3, 4, 8, dtype=torch.float64) for _ in range(3))
-    check_close(student.scaled_dot_product_attention(q, k, v)[0], oracle_sdpa(q, k, v)[0], what="5-D float64 attention",
-                atol=1e-10, hint="use -2/-1 axes (k.transpose(-2, -1)) and keep the input dtype.")
+    check_close(
+        student.scaled_dot_product_attention(q, k, v)[0],
+        oracle_sdpa(q, k, v)[0],
+        what="5-D float64 attention",
+        atol=1e-10,
+        hint="use -2/-1 axes (k.transpose(-2, -1)) and keep the input dtype.",
+    )
 
 
 @pytest.mark.points(2)
@@ -181,12 +237,18 @@ def test_sdpa_broadcasts_masks(student, gen):
     B, T = 3, 6
     q, k, v = randn(gen, B, T, 8), randn(gen, B, T, 8), randn(gen, B, T, 4)
     causal = torch.ones(T, T, dtype=torch.bool).tril()
-    check_close(student.scaled_dot_product_attention(q, k, v, causal)[0], oracle_sdpa(q, k, v, causal)[0],
-                what="attention with a (T, T) causal mask")
+    check_close(
+        student.scaled_dot_product_attention(q, k, v, causal)[0],
+        oracle_sdpa(q, k, v, causal)[0],
+        what="attention with a (T, T) causal mask",
+    )
     lengths = torch.randint(1, T + 1, (B,), generator=gen)
     pad = (torch.arange(T)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T)
-    check_close(student.scaled_dot_product_attention(q, k, v, pad)[0], oracle_sdpa(q, k, v, pad)[0],
-                what="attention with a (B, 1, T_k) padding mask")
+    check_close(
+        student.scaled_dot_product_attention(q, k, v, pad)[0],
+        oracle_sdpa(q, k, v, pad)[0],
+        what="attention with a (B, 1, T_k) padding mask",
+    )
 
 
 @pytest.mark.points(2)
@@ -197,8 +259,11 @@ def test_fully_masked_rows_are_zero(student, gen):
     mask[0, 1] = False
     mask[1, 3] = False
     out, weights = student.scaled_dot_product_attention(q, k, v, mask)
-    check(not torch.isnan(out).any() and not torch.isnan(weights).any(),
-          "a fully masked query row produced NaN.", "softmax of an all -inf row must return zeros.")
+    check(
+        not torch.isnan(out).any() and not torch.isnan(weights).any(),
+        "a fully masked query row produced NaN.",
+        "softmax of an all -inf row must return zeros.",
+    )
     check_close(weights[0, 1], torch.zeros(5), what="weights of a fully masked row")
     check_close(out[1, 3], torch.zeros(3), what="output of a fully masked row")
     keep = torch.ones(2, 4, dtype=torch.bool)
@@ -211,8 +276,11 @@ def test_sdpa_stable_at_large_scores(student, gen):
     """No NaN or inf when scores reach ±1e4"""
     q, k, v = randn(gen, 2, 5, 4) * 100, randn(gen, 2, 5, 4) * 100, randn(gen, 2, 5, 3)
     out, weights = student.scaled_dot_product_attention(q, k, v)
-    check(bool(torch.isfinite(out).all()), "attention with scores around ±1e4 returned NaN or inf.",
-          "subtract the row max inside softmax.")
+    check(
+        bool(torch.isfinite(out).all()),
+        "attention with scores around ±1e4 returned NaN or inf.",
+        "subtract the row max inside softmax.",
+    )
     check_close(out, oracle_sdpa(q, k, v)[0], what="attention at large scores", atol=1e-4, rtol=1e-4)
 
 
@@ -226,8 +294,14 @@ def test_sdpa_gradients(submission, gen):
     (F.scaled_dot_product_attention(qq, kk, vv) * upstream).sum().backward()
     for name, g, e in zip("qkv", got, (qq.grad, kk.grad, vv.grad)):
         check(g is not None, f"no gradient reached {name}: is the graph cut (detach, .data, numpy)?")
-        check_close(g, e, what=f"d(out)/d{name}", atol=1e-5, rtol=1e-4,
-                    hint="avoid in-place edits of tensors autograd needs.")
+        check_close(
+            g,
+            e,
+            what=f"d(out)/d{name}",
+            atol=1e-5,
+            rtol=1e-4,
+            hint="avoid in-place edits of tensors autograd needs.",
+        )
 
 
 @pytest.mark.points(2)
@@ -238,8 +312,12 @@ def test_single_cached_query_sees_every_key(student, gen):
     full, _ = oracle_sdpa(q, k, v, torch.ones(T, T, dtype=torch.bool).tril())
     mask = student.causal_mask(1, T)
     out, _ = student.scaled_dot_product_attention(q[:, -1:], k, v, mask)
-    check_close(out, full[:, -1:], what="last query's output with causal_mask(1, T_k)",
-                hint="bottom-right alignment: the one query is at position T_k - 1.")
+    check_close(
+        out,
+        full[:, -1:],
+        what="last query's output with causal_mask(1, T_k)",
+        hint="bottom-right alignment: the one query is at position T_k - 1.",
+    )
 
 
 # --------------------------------------------------------------------------- modules
@@ -249,8 +327,11 @@ def test_additive_attention_parameters(submission):
     sd = submission.module().AdditiveAttention(5, 7, 6).state_dict()
     total = sum(t.numel() for t in sd.values())
     shapes = sorted(tuple(t.shape) for t in sd.values())
-    check(total == 78, f"AdditiveAttention(5, 7, 6) has {total} parameters, expected 78 (shapes {shapes}).",
-          "W_q (6×5), W_k (6×7) and v (1×6), all without bias.")
+    check(
+        total == 78,
+        f"AdditiveAttention(5, 7, 6) has {total} parameters, expected 78 (shapes {shapes}).",
+        "W_q (6×5), W_k (6×7) and v (1×6), all without bias.",
+    )
 
 
 def _additive_oracle(sd, query, keys, mask):
@@ -268,8 +349,10 @@ def test_additive_attention_forward(submission, gen):
     """Bahdanau scores vᵀ tanh(W_q q + W_k k_j), softmax over keys, context = Σ α_j k_j"""
     module = submission.module().AdditiveAttention(5, 7, 6)
     sd = {name: randn(gen, *t.shape) for name, t in module.state_dict().items()}
-    check({tuple(t.shape) for t in sd.values()} >= {(6, 5), (6, 7), (1, 6)},
-          "expected weights of shapes (6, 5), (6, 7) and (1, 6) for AdditiveAttention(5, 7, 6).")
+    check(
+        {tuple(t.shape) for t in sd.values()} >= {(6, 5), (6, 7), (1, 6)},
+        "expected weights of shapes (6, 5), (6, 7) and (1, 6) for AdditiveAttention(5, 7, 6).",
+    )
     module.load_state_dict(sd)
     query, keys = randn(gen, 3, 5), randn(gen, 3, 4, 7)
     mask = random_mask(gen, 3, 4)
@@ -277,13 +360,19 @@ def test_additive_attention_forward(submission, gen):
         context, weights = module(query, keys, m) if m is not None else module(query, keys)
         expected_c, expected_w = _additive_oracle(sd, query, keys, m)
         label = "with a mask" if m is not None else "without a mask"
-        check_close(weights, expected_w, what=f"additive attention weights {label}",
-                    hint="e_j = vᵀ tanh(W_q q + W_k k_j); softmax over the T keys; masked keys get -inf.")
+        check_close(
+            weights,
+            expected_w,
+            what=f"additive attention weights {label}",
+            hint="e_j = vᵀ tanh(W_q q + W_k k_j); softmax over the T keys; masked keys get -inf.",
+        )
         check_close(context, expected_c, what=f"additive attention context {label}")
 
 
 def _head_weights(gen, d_model, d_head):
-    return {f"{n}.weight": randn(gen, d_head, d_model) / math.sqrt(d_model) for n in ("query", "key", "value")}
+    return {
+        f"{n}.weight": randn(gen, d_head, d_model) / math.sqrt(d_model) for n in ("query", "key", "value")
+    }
 
 
 @pytest.mark.points(3)
@@ -294,13 +383,20 @@ def test_self_attention_head_matches_pytorch(submission, gen):
         head = module.SelfAttentionHead(12, 4, causal=causal)
         sd = _head_weights(gen, 12, 4)
         names = sorted(head.state_dict().keys())
-        check(names == sorted(sd), f"SelfAttentionHead parameters are {names}; expected {sorted(sd)} (see the docstring).")
+        check(
+            names == sorted(sd),
+            f"SelfAttentionHead parameters are {names}; expected {sorted(sd)} (see the docstring).",
+        )
         head.load_state_dict(sd)
         x = randn(gen, 2, 6, 12)
         q, k, v = (x @ sd[f"{n}.weight"].T for n in ("query", "key", "value"))
         expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        check_close(head(x), expected, what=f"SelfAttentionHead(12, 4, causal={causal})",
-                    hint="q, k and v are three bias-free projections of the same x; causal=True adds causal_mask(T).")
+        check_close(
+            head(x),
+            expected,
+            what=f"SelfAttentionHead(12, 4, causal={causal})",
+            hint="q, k and v are three bias-free projections of the same x; causal=True adds causal_mask(T).",
+        )
 
 
 @pytest.mark.points(3)
@@ -313,13 +409,17 @@ def test_causal_head_ignores_the_future(submission, gen):
     x2[:, t:] = randn(gen, 2, 8 - t, 12)
     causal = module.SelfAttentionHead(12, 4, causal=True)
     a, b = causal(x), causal(x2)
-    check(torch.equal(a[:, :t], b[:, :t]),
-          f"changing tokens {t}… changed the causal head's outputs at positions < {t}: the future leaks.",
-          "mask with causal_mask(T) (True on and below the diagonal) before the softmax.")
+    check(
+        torch.equal(a[:, :t], b[:, :t]),
+        f"changing tokens {t}… changed the causal head's outputs at positions < {t}: the future leaks.",
+        "mask with causal_mask(T) (True on and below the diagonal) before the softmax.",
+    )
     plain = module.SelfAttentionHead(12, 4, causal=False)
     c, d = plain(x), plain(x2)
-    check(not torch.allclose(c[:, :t], d[:, :t]),
-          "with causal=False the head ignored later tokens: it must attend to every position.")
+    check(
+        not torch.allclose(c[:, :t], d[:, :t]),
+        "with causal=False the head ignored later tokens: it must attend to every position.",
+    )
 
 
 # --------------------------------------------------------------------------- built, not borrowed
@@ -335,12 +435,19 @@ FORBIDDEN = {
 def test_builds_softmax_and_attention_itself(submission, student, gen):
     """The week builds softmax and attention: no library attention or softmax call"""
     q = randn(gen, 2, 3, 4)
-    check_close(student.scaled_dot_product_attention(q, q, q)[0], oracle_sdpa(q, q, q)[0],
-                what="attention (needed before its source is checked)")
+    check_close(
+        student.scaled_dot_product_attention(q, q, q)[0],
+        oracle_sdpa(q, q, q)[0],
+        what="attention (needed before its source is checked)",
+    )
     tree = ast.parse(submission.source())
     offences = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FORBIDDEN:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in FORBIDDEN
+        ):
             offences.append(f"line {node.lineno}: {FORBIDDEN[node.func.attr]}")
         if isinstance(node, ast.ImportFrom) and any(a.name in FORBIDDEN for a in node.names):
             offences.append(f"line {node.lineno}: imports {', '.join(a.name for a in node.names)}")
