@@ -183,7 +183,11 @@ class Host:
 def describe_exception(exc: BaseException) -> dict:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop this file's own frames: the student sees their code, not the grader's plumbing.
-    frames = [f for f in frames if os.path.basename(f.filename) != "_host.py"]
+    frames = [
+        f
+        for f in frames
+        if os.path.basename(f.filename) != "_host.py" and "importlib" not in f.filename
+    ]
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))
     return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": text[-8000:]}

@@ -1,0 +1,159 @@
+"""The grade itself: reference = full marks, stubs = 0, reports well-formed and reproducible."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from autograder import report as render
+from autograder.weeks import ROOT, WEEKS, get_week
+from tests.helpers import grade, make_submission
+
+SUITES = ROOT / "autograder" / "suites"
+GRADED_WEEKS = [w.id for w in WEEKS if (SUITES / w.module).is_dir()]
+
+
+@pytest.fixture(scope="module")
+def reference_report(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("grade-ref")
+    code, report = grade(make_submission(tmp / "sub"), GRADED_WEEKS, tmp, "--junit", str(tmp / "junit.xml"),
+                         "--markdown", str(tmp / "report.md"), "--classroom", str(tmp / "classroom.txt"))
+    assert code == 0
+    report["_tmp"] = str(tmp)
+    return report
+
+
+def test_reference_gets_full_marks(reference_report):
+    for week_id, week in reference_report["weeks"].items():
+        failing = [(t["name"], t["message"][:300]) for t in week["tests"] if t["status"] != "passed"]
+        assert not failing, f"{week_id}: the reference fails {failing}"
+        assert week["score"] == week["max_score"] > 0
+
+
+def test_stubs_get_zero(tmp_path):
+    code, report = grade(make_submission(tmp_path / "sub", ROOT / "exercises"), GRADED_WEEKS, tmp_path,
+                         "--test-limit", "10")
+    assert code == 0
+    for week_id, week in report["weeks"].items():
+        passed = [t["name"] for t in week["tests"] if t["status"] == "passed"]
+        assert week["score"] == 0, f"{week_id}: untouched stubs pass {passed}"
+        assert len(week["tests"]) > 0
+
+
+def test_report_schema(reference_report):
+    for key in ("schema_version", "score", "max_score", "submission", "isolation", "grader_version", "seed", "weeks"):
+        assert key in reference_report
+    assert reference_report["schema_version"] == 1 and reference_report["isolation"] == "process"
+    for week in reference_report["weeks"].values():
+        assert {"score", "max_score", "tests"} <= week.keys()
+        for t in week["tests"]:
+            assert {"id", "name", "status", "score", "max_score", "message"} <= t.keys()
+            assert t["status"] in ("passed", "failed", "error", "timeout", "skipped")
+
+
+def test_renderings(reference_report):
+    from pathlib import Path
+
+    tmp = Path(reference_report["_tmp"])
+    root = ET.parse(tmp / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == sum(len(w["tests"]) for w in reference_report["weeks"].values())
+    assert "## Grade:" in (tmp / "report.md").read_text()
+    payload = json.loads(base64.b64decode((tmp / "classroom.txt").read_text()))
+    assert payload["version"] == 1 and payload["status"] == "pass"
+    assert payload["max_score"] == reference_report["max_score"]
+    assert all({"name", "status", "score", "message"} <= t.keys() for t in payload["tests"])
+
+
+def test_failure_rendering_hides_nothing_it_should_not_show():
+    report = {
+        "score": 1, "max_score": 3, "seed": 7, "isolation": "process", "grader_version": "x",
+        "weeks": {"w01": {"title": "t", "score": 1, "max_score": 3, "tests": [
+            {"id": "a", "name": "ok", "status": "passed", "score": 1, "max_score": 1, "message": ""},
+            {"id": "b", "name": "bad | pipe", "status": "failed", "score": 0, "max_score": 2,
+             "message": "out: not close | more\nsecond line"},
+        ]}},
+    }
+    text = render.to_markdown(report)
+    assert "not close \\| more" in text and "second line" not in text
+    payload = json.loads(base64.b64decode(render.to_classroom(report)))
+    assert payload["status"] == "fail" and [t["status"] for t in payload["tests"]] == ["pass", "fail"]
+
+
+def test_same_seed_same_report_and_messages_hold_no_source(tmp_path):
+    sub = make_submission(tmp_path / "sub")
+    target = sub / "w01_attention.py"
+    target.write_text(target.read_text().replace("/ math.sqrt(d_k)", "/ d_k"))
+    reports = []
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+        code, report = grade(sub, ["w01"], tmp_path / str(i), seed=99)
+        reports.append(report)
+    strip = lambda r: [(t["id"], t["status"], t["message"]) for t in r["weeks"]["w01"]["tests"]]  # noqa: E731
+    assert strip(reports[0]) == strip(reports[1])
+    hidden_source = (SUITES / "w01_attention" / "test_attention.py").read_text()
+    for t in reports[0]["weeks"]["w01"]["tests"]:
+        for line in t["message"].splitlines():
+            assert "check_close(" not in line and "def test_" not in line
+    failed = [t for t in reports[0]["weeks"]["w01"]["tests"] if t["status"] == "failed"]
+    assert failed and any("1/d_k" in t["message"] for t in failed), "the diagnosis names the bug"
+    assert "oracle_sdpa" in hidden_source  # the source exists; it just never reaches a message
+
+
+def test_isolation_none_agrees_with_process(tmp_path, reference_report):
+    code, report = grade(make_submission(tmp_path / "sub"), ["w01"], tmp_path, "--isolation", "none")
+    assert code == 0 and report["isolation"] == "none"
+    assert report["weeks"]["w01"]["score"] == reference_report["weeks"]["w01"]["score"]
+
+
+def test_every_graded_test_has_points_and_a_name():
+    for path in list(SUITES.rglob("test_*.py")) + list((ROOT / "exercises" / "tests").glob("test_w*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marks = [ast.unparse(d) for d in node.decorator_list]
+                assert any("mark.points(" in m for m in marks), f"{path.name}::{node.name} has no points"
+                assert ast.get_docstring(node), f"{path.name}::{node.name} has no docstring (its report name)"
+
+
+def test_pytest_marker_selects_exactly_the_week():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "w01", "--isolation", "none"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert ids and all("w01_attention" in i for i in ids), ids[:5]
+
+
+@pytest.mark.parametrize("key", ["1", "w01", "attention", "w01_attention", 1])
+def test_week_names(key):
+    assert get_week(key).id == "w01"
+
+
+def test_unknown_week_is_a_clear_error():
+    proc = subprocess.run([sys.executable, "-m", "autograder", "test", "w42"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown week" in proc.stderr
+
+
+def test_course_diff_shows_the_reference():
+    proc = subprocess.run([sys.executable, "-m", "autograder", "diff", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "+++ reference/w01_attention.py" in proc.stdout and "-    raise NotImplementedError" in proc.stdout
+
+
+def test_solutions_never_import_the_grader():
+    for path in (ROOT / "solutions").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "autograder" for n in names), f"{path} imports autograder"
