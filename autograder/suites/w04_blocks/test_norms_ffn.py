@@ -1,0 +1,275 @@
+"""Week 4 hidden suite, part 1: LayerNorm, RMSNorm and the feed-forward network.
+
+Oracles are PyTorch built-ins (F.layer_norm, F.rms_norm, F.gelu, F.silu, nn.Linear layout)
+computed here on inputs drawn from the grading seed; the submission runs behind proxies.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import torch
+
+from autograder.checks import check, check_close, check_equal
+from autograder.drivers_w04 import block_grads, outputs_train_eval
+from autograder.suites.w04_blocks import oracle
+
+pytestmark = pytest.mark.w04
+
+# Largest |student − F.layer_norm| measured for the reference (and for torch.var-based and
+# rsqrt-based variants) over 20 seeds: 9.5e-7 on unit-scale inputs, 2.4e-6 at tiny variance.
+NORM_ATOL = 1e-5
+
+
+def randn(gen, *shape):
+    return torch.randn(*shape, generator=gen)
+
+
+def random_state(module, gen, *, norm_scale=0.3, bias_scale=0.5):
+    """Random weights for every entry of a module's state dict, loaded into it; returns them.
+
+    Norm weights scatter around 1, biases around 0, linear weights ~ N(0, 1/d_in)."""
+    sd = {}
+    for name, t in module.state_dict().items():
+        if name.endswith("bias"):
+            sd[name] = randn(gen, *t.shape) * bias_scale
+        elif t.dim() == 1:
+            sd[name] = 1 + randn(gen, *t.shape) * norm_scale
+        else:
+            sd[name] = randn(gen, *t.shape) / t.shape[-1] ** 0.5
+    module.load_state_dict(sd)
+    return sd
+
+
+def tokens(gen, *shape, shift=2.0, scale=3.0):
+    """Inputs with a per-token offset and scale, so that centring and scaling both matter."""
+    *lead, d = shape
+    return randn(gen, *shape) * (scale * torch.rand(*lead, 1, generator=gen) + 0.5) + shift * randn(
+        gen, *lead, 1
+    )
+
+
+# --------------------------------------------------------------------------- LayerNorm
+@pytest.mark.points(1)
+def test_layernorm_parameters(student):
+    """LayerNorm(d) has weight (d,) = ones and bias (d,) = zeros, eps 1e-5"""
+    ln = student.LayerNorm(7)
+    sd = ln.state_dict()
+    check(
+        sorted(sd) == ["bias", "weight"],
+        f"LayerNorm(7) has parameters {sorted(sd)}; expected ['bias', 'weight'].",
+        "self.weight = nn.Parameter(torch.ones(d)); self.bias = nn.Parameter(torch.zeros(d)).",
+    )
+    check_equal(sd["weight"], torch.ones(7), what="LayerNorm(7).weight at initialisation")
+    check_equal(sd["bias"], torch.zeros(7), what="LayerNorm(7).bias at initialisation")
+    check(ln.eps == 1e-5, f"LayerNorm's default eps is {ln.eps!r}; expected 1e-5.")
+
+
+@pytest.mark.points(3)
+def test_layernorm_matches_torch(student, gen):
+    """LayerNorm equals F.layer_norm (biased variance, last axis, affine) on 2-D and 3-D inputs"""
+    d = 6  # small d: the biased and unbiased variances differ by a factor 6/5
+    ln = student.LayerNorm(d)
+    sd = random_state(ln, gen)
+    for shape in ((3, 5, d), (4, d)):
+        x = tokens(gen, *shape)
+        check_close(
+            ln(x),
+            oracle.layer_norm(x, sd["weight"], sd["bias"]),
+            what=f"LayerNorm({d}) on input of shape {shape}",
+            atol=NORM_ATOL,
+            hint="(x − mean) / sqrt(var + eps) · weight + bias, statistics over the last axis.",
+            diagnose=oracle.layer_norm_bugs(x, sd["weight"], sd["bias"]),
+        )
+
+
+@pytest.mark.points(2)
+def test_layernorm_tiny_variance(student, gen):
+    """At variance far below eps, eps inside the square root decides the output"""
+    d = 8
+    ln = student.LayerNorm(d)
+    sd = random_state(ln, gen)
+    # std ~ 1e-3, var ~ 1e-6 ≪ eps = 1e-5: sqrt(var + eps) ≈ sqrt(eps), while sqrt(var) + eps ≈ std.
+    x = randn(gen, 4, d) * 1e-3 + 1e-2 * randn(gen, 4, 1)
+    x[0] = 0.25  # a constant row: var = 0, the output must be the bias (finite, no NaN)
+    out = ln(x)
+    check(
+        isinstance(out, torch.Tensor) and not torch.isnan(out).any(),
+        "LayerNorm of a constant row returned NaN: the denominator must be sqrt(var + eps), never 0.",
+    )
+    check_close(
+        out,
+        oracle.layer_norm(x, sd["weight"], sd["bias"]),
+        what="LayerNorm at variance ~1e-6 (below eps)",
+        atol=NORM_ATOL,
+        hint="eps = 1e-5 goes inside the square root: sqrt(var + eps).",
+        diagnose=oracle.layer_norm_bugs(x, sd["weight"], sd["bias"]),
+    )
+
+
+# --------------------------------------------------------------------------- RMSNorm
+@pytest.mark.points(1)
+def test_rmsnorm_parameters(student):
+    """RMSNorm(d) has a single weight (d,) = ones and no bias, eps 1e-5"""
+    rn = student.RMSNorm(5)
+    sd = rn.state_dict()
+    check(
+        sorted(sd) == ["weight"],
+        f"RMSNorm(5) has parameters {sorted(sd)}; expected only ['weight'].",
+        "RMSNorm rescales only: no bias.",
+    )
+    check_equal(sd["weight"], torch.ones(5), what="RMSNorm(5).weight at initialisation")
+    check(rn.eps == 1e-5, f"RMSNorm's default eps is {rn.eps!r}; expected 1e-5.")
+
+
+@pytest.mark.points(3)
+def test_rmsnorm_matches_torch(student, gen):
+    """RMSNorm equals F.rms_norm (eps inside the root, mean of squares over the last axis)"""
+    d = 6
+    rn = student.RMSNorm(d)
+    sd = random_state(rn, gen)
+    cases = [tokens(gen, 3, 5, d), randn(gen, 4, d) * 2e-3]  # the second: mean(x²) ~ 4e-6 < eps
+    for x in cases:
+        check_close(
+            rn(x),
+            oracle.rms_norm(x, sd["weight"]),
+            what=f"RMSNorm({d}) on input of shape {tuple(x.shape)} (mean square ~{float(x.pow(2).mean()):.0e})",
+            atol=NORM_ATOL,
+            hint="x / sqrt(mean(x²) + eps) · weight over the last axis; no centring, no bias.",
+            diagnose=oracle.rms_norm_bugs(x, sd["weight"]),
+        )
+
+
+FORBIDDEN = {"layer_norm", "rms_norm", "LayerNorm", "RMSNorm", "group_norm", "GroupNorm"}
+
+
+@pytest.mark.points(1)
+def test_norms_built_not_borrowed(submission, student, gen):
+    """LayerNorm and RMSNorm are built from tensor operations, not F.layer_norm / nn.LayerNorm"""
+    x = tokens(gen, 2, 6)
+    check_close(
+        student.LayerNorm(6)(x),
+        oracle.layer_norm(x, torch.ones(6), torch.zeros(6)),
+        what="LayerNorm (needed before its source is read)",
+        atol=NORM_ATOL,
+    )
+    tree = ast.parse(submission.source())
+    offences = []
+    for cls in ast.walk(tree):
+        if not (isinstance(cls, ast.ClassDef) and cls.name in ("LayerNorm", "RMSNorm")):
+            continue
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN:
+                offences.append(f"line {node.lineno} ({cls.name}): .{node.attr}")
+    check(
+        not offences,
+        "this week asks you to build the norms yourself; found " + "; ".join(offences) + ".",
+        "mean, variance and a square root are all you need.",
+    )
+
+
+# --------------------------------------------------------------------------- feed-forward
+@pytest.mark.points(2)
+def test_ffn_width_and_parameters(student):
+    """FeedForward: d_ff defaults to 4·d_model; w1, w2 (and w3 for SwiGLU) with nn.Linear shapes"""
+    d = 10
+    cases = [
+        (dict(), 40, False, True),
+        (dict(d_ff=24), 24, False, True),
+        (dict(activation="swiglu"), 40, True, True),
+        (dict(d_ff=16, activation="relu", bias=False), 16, False, False),
+    ]
+    for kwargs, d_ff, has_w3, bias in cases:
+        shapes = {k: tuple(v.shape) for k, v in student.FeedForward(d, **kwargs).state_dict().items()}
+        expected = {"w1.weight": (d_ff, d), "w2.weight": (d, d_ff)}
+        if has_w3:
+            expected["w3.weight"] = (d_ff, d)
+        if bias:
+            expected.update({"w1.bias": (d_ff,), "w2.bias": (d,)})
+            if has_w3:
+                expected["w3.bias"] = (d_ff,)
+        args = ", ".join([str(d)] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        hint = (
+            "d_ff = 4·d_model when not given; w1: d_model→d_ff, w2: d_ff→d_model, w3 (SwiGLU): d_model→d_ff."
+        )
+        if shapes.get("w1.weight", (None,))[0] == d and d_ff == 4 * d:
+            hint = (
+                "the hidden width is d_model; it defaults to 4·d_model (the FFN expands, then projects back)."
+            )
+        check(
+            shapes == expected,
+            f"FeedForward({args}) has parameters {shapes}; expected {expected}.",
+            hint,
+        )
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "swiglu"])
+def test_ffn_activation(student, gen, activation):
+    """FeedForward computes w2(act(w1 x)) with the asked activation (SwiGLU: w2(SiLU(w1 x) ⊙ w3 x))"""
+    d, d_ff = 8, 24
+    ffn = student.FeedForward(d, d_ff, activation=activation)
+    sd = {f"ffn.{k}": v for k, v in random_state(ffn, gen).items()}
+    x = randn(gen, 2, 5, d) * 1.5
+    check_close(
+        ffn(x),
+        oracle.ffn(x, sd, "ffn", activation),
+        what=f"FeedForward({d}, {d_ff}, activation={activation!r})",
+        atol=1e-5,
+        hint="gelu = exact erf GELU (F.gelu), gelu_tanh = F.gelu(…, approximate='tanh'), "
+        "swiglu = w2(SiLU(w1 x) ⊙ w3 x).",
+        diagnose=oracle.ffn_bugs(x, sd, "ffn", activation),
+    )
+
+
+@pytest.mark.points(1)
+def test_ffn_dropout_train_eval(submission, gen):
+    """FeedForward's dropout is active in training mode only"""
+    ffn = submission.module().FeedForward(8, 32, dropout=0.5)
+    sd = {f"ffn.{k}": v for k, v in random_state(ffn, gen).items()}
+    x = randn(gen, 4, 6, 8)
+    train, evals = submission.run(outputs_train_eval, ffn, x)
+    expected = oracle.ffn(x, sd, "ffn", "gelu")
+    check_close(
+        evals[0], expected, what="FeedForward(dropout=0.5) in eval mode", hint="nn.Dropout is off in eval()."
+    )
+    check_close(evals[1], expected, what="a second call in eval mode")
+    check(
+        not torch.allclose(train[0], train[1]),
+        "FeedForward(dropout=0.5) gave the same output twice in training mode: is dropout applied?",
+        "apply self.dropout (an nn.Dropout) to the output.",
+    )
+
+
+# --------------------------------------------------------------------------- gradients
+@pytest.mark.points(2)
+def test_norm_gradients(submission, gen):
+    """Gradients through LayerNorm and RMSNorm equal those of the PyTorch built-ins"""
+    module = submission.module()
+    d = 6
+    for kind in ("layernorm", "rmsnorm"):
+        mod = module.LayerNorm(d) if kind == "layernorm" else module.RMSNorm(d)
+        sd = random_state(mod, gen)
+        x, up = tokens(gen, 3, 4, d), randn(gen, 3, 4, d)
+        dx, grads = submission.run(block_grads, mod, x, up)
+        xx = x.clone().requires_grad_(True)
+        params = {k: v.clone().requires_grad_(True) for k, v in sd.items()}
+        out = (
+            oracle.layer_norm(xx, params["weight"], params["bias"])
+            if kind == "layernorm"
+            else oracle.rms_norm(xx, params["weight"])
+        )
+        (out * up).sum().backward()
+        name = "LayerNorm" if kind == "layernorm" else "RMSNorm"
+        check(dx is not None, f"no gradient reached the input of {name}: is the graph cut (detach, .item())?")
+        check_close(
+            dx,
+            xx.grad,
+            what=f"{name}: d(out)/dx",
+            atol=1e-4,
+            hint="every statistic (mean, variance) must stay in the autograd graph: no .detach() or .item().",
+        )
+        for pname, p in params.items():
+            check(grads.get(pname) is not None, f"no gradient reached {name}.{pname}.")
+            check_close(grads[pname], p.grad, what=f"{name}: d(out)/d{pname}", atol=1e-4)
