@@ -38,7 +38,7 @@ import torch
 REF_KEY = "__remote_ref__"
 NDARRAY_KEY = "__ndarray__"
 _HEADER = struct.Struct("!Q")
-MAX_FRAME = 1 << 30  # 1 GiB; a larger reply is treated as a protocol violation
+MAX_FRAME = 256 << 20  # 256 MiB; a larger reply is treated as a protocol violation
 
 
 # --------------------------------------------------------------------------- wire format
@@ -184,9 +184,7 @@ def describe_exception(exc: BaseException) -> dict:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop this file's own frames: the student sees their code, not the grader's plumbing.
     frames = [
-        f
-        for f in frames
-        if os.path.basename(f.filename) != "_host.py" and "importlib" not in f.filename
+        f for f in frames if os.path.basename(f.filename) != "_host.py" and "importlib" not in f.filename
     ]
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))
@@ -194,13 +192,15 @@ def describe_exception(exc: BaseException) -> dict:
 
 
 # --------------------------------------------------------------------------- the zygote
-def _limit_resources(memory_bytes: int, cpu_seconds: int) -> None:
+def _limit_resources(memory_bytes: int, cpu_seconds: int, max_processes: int | None) -> None:
     with open("/proc/self/statm") as f:
         vm_pages = int(f.read().split()[0])
     current = vm_pages * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (current + memory_bytes, current + memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if max_processes:  # meaningful under a dedicated sandbox user only (the limit is per user)
+        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
 
 
 def _serve_child(conn: socket.socket, spec: dict) -> None:
@@ -210,7 +210,7 @@ def _serve_child(conn: socket.socket, spec: dict) -> None:
         out = os.open(os.path.join(spec["workdir"], name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(out, fd)
         os.close(out)
-    _limit_resources(spec["memory_bytes"], spec["cpu_seconds"])
+    _limit_resources(spec["memory_bytes"], spec["cpu_seconds"], spec.get("max_processes"))
     torch.manual_seed(0)
     try:
         host = Host(spec["package"], spec["submission_dir"], spec["reference"])

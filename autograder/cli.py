@@ -44,6 +44,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return 2
     weeks = resolve_weeks([w.id for w in _week_list(args.weeks)] if args.weeks else None, submission)
     extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
+    if args.sandbox_user:
+        extra.append(f"--sandbox-user={args.sandbox_user}")
     code, state = run_pytest(
         submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
     )
@@ -154,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="process (authoritative) or none (debugging: student code runs in the grader)",
     )
     p.add_argument("--test-limit", type=float, help="seconds each test may spend in submission code")
+    p.add_argument("--sandbox-user", help="run submission processes as this unprivileged user (needs root)")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--junit", help="write JUnit XML here")

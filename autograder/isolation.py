@@ -58,17 +58,19 @@ class Remote:
     """A handle on an object that lives with the submission. Attribute reads and calls are
     forwarded; results come back as data or as further handles."""
 
-    __slots__ = ("_session", "_ref", "_label")
+    __slots__ = ("_session", "_ref", "_label", "_kind")
 
-    def __init__(self, session, ref, label: str):
+    def __init__(self, session, ref, label: str, kind: str = ""):
         object.__setattr__(self, "_session", session)
         object.__setattr__(self, "_ref", ref)
         object.__setattr__(self, "_label", label)
+        object.__setattr__(self, "_kind", kind)
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._session._request(("getattr", self._ref, name), f"{self._label}.{name}")
+        missing = (self._label, name) if self._kind == "module" else None
+        return self._session._request(("getattr", self._ref, name), f"{self._label}.{name}", missing)
 
     def __setattr__(self, name: str, value) -> None:
         self._session._request(("setattr", self._ref, name, value), f"{self._label}.{name} = …")
@@ -114,7 +116,7 @@ class _SessionBase:
                     "ABCMeta",
                 ):
                     label = kind
-                return Remote(self, {REF_KEY: value[REF_KEY]}, label)
+                return Remote(self, {REF_KEY: value[REF_KEY]}, label, kind)
             if NDARRAY_KEY in value:
                 return value[NDARRAY_KEY].numpy()
             return {k: self._wrap(v, label) for k, v in value.items()}
@@ -122,16 +124,16 @@ class _SessionBase:
             return type(value)(self._wrap(v, label) for v in value)
         return value
 
-    def _unwrap_reply(self, reply, label: str):
+    def _unwrap_reply(self, reply, label: str, missing: tuple[str, str] | None = None):
         if not isinstance(reply, dict) or not ({"ok", "error"} & reply.keys()):
             raise SubmissionCrash(f"{label}: the submission process sent a malformed reply")
         if "error" in reply:
             err = reply["error"] or {}
             message = f"{err.get('type', 'Error')}: {err.get('message', '')}"
-            if err.get("type") == "AttributeError" and label.count(".") == 1:
-                name = label.split(".")[1]
+            if err.get("type") == "AttributeError" and missing is not None:
+                module, name = missing
                 message = (
-                    f"`{name}` is missing from your {label.split('.')[0]}.py "
+                    f"`{name}` is missing from your {module}.py "
                     f"(AttributeError: {err.get('message', '')}); keep the names and signatures of the stub"
                 )
             elif err.get("type") == "NotImplementedError":
@@ -177,7 +179,7 @@ class InProcessSession(_SessionBase):
         self._host = None
         self._reference = reference
 
-    def _request(self, request, label: str):
+    def _request(self, request, label: str, missing=None):
         if self._host is None:
             try:
                 self._host = _host.Host(self._package, self.submission_dir, self._reference)
@@ -188,7 +190,7 @@ class InProcessSession(_SessionBase):
         reply = self._host.handle(request)
         # The same data-only round trip as the isolated path, so both modes agree.
         reply = torch.load(io.BytesIO(_host.dump_data(reply)), weights_only=True)
-        return self._unwrap_reply(reply, label)
+        return self._unwrap_reply(reply, label, missing)
 
     def close(self) -> None:
         for name in [m for m in sys.modules if m == self._package or m.startswith(self._package + ".")]:
@@ -199,10 +201,13 @@ class InProcessSession(_SessionBase):
 class Zygote:
     """A `python -I` process that has imported torch and forks one child per session."""
 
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, user: str | None = None):
         self._lock = threading.Lock()
         parent, child = socket.socketpair()
         self.workroot = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.user = user
+        if user:  # children then write only to their own directories, owned by that user
+            shutil.chown(self.workroot, user)
         clean_env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.workroot),
@@ -220,6 +225,7 @@ class Zygote:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            user=user,
         )
         child.close()
         self.control = parent
@@ -282,6 +288,8 @@ class IsolatedSession(_SessionBase):
 
     def _start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="child-", dir=self.zygote.workroot))
+        if self.zygote.user:
+            shutil.chown(self.workdir, self.zygote.user)
         cpu = max(5, int(self.deadline - time.monotonic()) * 2 + 5)
         spec = {
             "package": "submission",
@@ -290,10 +298,11 @@ class IsolatedSession(_SessionBase):
             "workdir": str(self.workdir),
             "memory_bytes": self.memory_bytes,
             "cpu_seconds": cpu,
+            "max_processes": 512 if self.zygote.user else None,
         }
         self.pid, self.conn = self.zygote.spawn(spec)
 
-    def _request(self, request, label: str):
+    def _request(self, request, label: str, missing=None):
         if self.dead:
             raise SubmissionCrash(f"{label}: the submission process already died earlier in this test")
         if self.conn is None:
@@ -324,7 +333,7 @@ class IsolatedSession(_SessionBase):
             raise SubmissionCrash(
                 f"{label}: the submission sent back something that is not data ({exc})"
             ) from None
-        return self._unwrap_reply(reply, label)
+        return self._unwrap_reply(reply, label, missing)
 
     def _kill(self) -> None:
         self.dead = True

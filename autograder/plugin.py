@@ -61,6 +61,7 @@ class State:
     import_failures: dict[str, SubmissionError] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
     grader_errors: list[str] = field(default_factory=list)
+    sandbox_user: str | None = None
 
 
 STATE = pytest.StashKey[State]()
@@ -75,6 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory holding the submission's wNN_*.py modules (default: exercises/)",
     )
     group.addoption("--seed", type=int, default=None, help="grading seed (default: random, printed)")
+    group.addoption(
+        "--sandbox-user",
+        default=os.environ.get("COURSE_SANDBOX_USER"),
+        help="run submission processes as this unprivileged user (needs root)",
+    )
     group.addoption(
         "--test-limit",
         type=float,
@@ -99,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if seed is None:
         seed = int(os.environ.get("COURSE_SEED", random.SystemRandom().randrange(2**31)))
     config.stash[STATE] = state = State(Path(submission).resolve(), seed, config.getoption("--isolation"))
+    state.sandbox_user = config.getoption("--sandbox-user")
     if state.isolation == "process" and config.getoption("--submission"):
         _start_zygote(state)  # an explicit submission means grading: start now, overlapping collection
 
@@ -118,7 +125,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
 
 def _start_zygote(state: State) -> None:
     try:
-        state.zygote = Zygote()
+        state.zygote = Zygote(user=state.sandbox_user)
     except Exception as exc:  # grading itself cannot run
         state.grader_errors.append(f"could not start the isolation process: {exc}")
         raise

@@ -22,8 +22,17 @@ GRADED_WEEKS = [w.id for w in WEEKS if (SUITES / w.module).is_dir()]
 @pytest.fixture(scope="module")
 def reference_report(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("grade-ref")
-    code, report = grade(make_submission(tmp / "sub"), GRADED_WEEKS, tmp, "--junit", str(tmp / "junit.xml"),
-                         "--markdown", str(tmp / "report.md"), "--classroom", str(tmp / "classroom.txt"))
+    code, report = grade(
+        make_submission(tmp / "sub"),
+        GRADED_WEEKS,
+        tmp,
+        "--junit",
+        str(tmp / "junit.xml"),
+        "--markdown",
+        str(tmp / "report.md"),
+        "--classroom",
+        str(tmp / "classroom.txt"),
+    )
     assert code == 0
     report["_tmp"] = str(tmp)
     return report
@@ -37,8 +46,9 @@ def test_reference_gets_full_marks(reference_report):
 
 
 def test_stubs_get_zero(tmp_path):
-    code, report = grade(make_submission(tmp_path / "sub", ROOT / "exercises"), GRADED_WEEKS, tmp_path,
-                         "--test-limit", "10")
+    code, report = grade(
+        make_submission(tmp_path / "sub", ROOT / "exercises"), GRADED_WEEKS, tmp_path, "--test-limit", "10"
+    )
     assert code == 0
     for week_id, week in report["weeks"].items():
         passed = [t["name"] for t in week["tests"] if t["status"] == "passed"]
@@ -47,7 +57,16 @@ def test_stubs_get_zero(tmp_path):
 
 
 def test_report_schema(reference_report):
-    for key in ("schema_version", "score", "max_score", "submission", "isolation", "grader_version", "seed", "weeks"):
+    for key in (
+        "schema_version",
+        "score",
+        "max_score",
+        "submission",
+        "isolation",
+        "grader_version",
+        "seed",
+        "weeks",
+    ):
         assert key in reference_report
     assert reference_report["schema_version"] == 1 and reference_report["isolation"] == "process"
     for week in reference_report["weeks"].values():
@@ -73,12 +92,29 @@ def test_renderings(reference_report):
 
 def test_failure_rendering_hides_nothing_it_should_not_show():
     report = {
-        "score": 1, "max_score": 3, "seed": 7, "isolation": "process", "grader_version": "x",
-        "weeks": {"w01": {"title": "t", "score": 1, "max_score": 3, "tests": [
-            {"id": "a", "name": "ok", "status": "passed", "score": 1, "max_score": 1, "message": ""},
-            {"id": "b", "name": "bad | pipe", "status": "failed", "score": 0, "max_score": 2,
-             "message": "out: not close | more\nsecond line"},
-        ]}},
+        "score": 1,
+        "max_score": 3,
+        "seed": 7,
+        "isolation": "process",
+        "grader_version": "x",
+        "weeks": {
+            "w01": {
+                "title": "t",
+                "score": 1,
+                "max_score": 3,
+                "tests": [
+                    {"id": "a", "name": "ok", "status": "passed", "score": 1, "max_score": 1, "message": ""},
+                    {
+                        "id": "b",
+                        "name": "bad | pipe",
+                        "status": "failed",
+                        "score": 0,
+                        "max_score": 2,
+                        "message": "out: not close | more\nsecond line",
+                    },
+                ],
+            }
+        },
     }
     text = render.to_markdown(report)
     assert "not close \\| more" in text and "second line" not in text
@@ -125,7 +161,9 @@ def test_every_graded_test_has_points_and_a_name():
 def test_pytest_marker_selects_exactly_the_week():
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "w01", "--isolation", "none"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     assert ids and all("w01_attention" in i for i in ids), ids[:5]
@@ -137,12 +175,16 @@ def test_week_names(key):
 
 
 def test_unknown_week_is_a_clear_error():
-    proc = subprocess.run([sys.executable, "-m", "autograder", "test", "w42"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "test", "w42"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "unknown week" in proc.stderr
 
 
 def test_course_diff_shows_the_reference():
-    proc = subprocess.run([sys.executable, "-m", "autograder", "diff", "1"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "diff", "1"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0
     assert "+++ reference/w01_attention.py" in proc.stdout and "-    raise NotImplementedError" in proc.stdout
 

@@ -104,7 +104,9 @@ def test_wrong_signature(tmp_path, full_marks):
 
 
 def test_infinite_loop_in_a_function(tmp_path, full_marks):
-    text = REFERENCE.replace('    """Boolean (B, T) mask, True at real tokens', '    while True:\n        pass\n    """x', 1)
+    text = REFERENCE.replace(
+        '    """Boolean (B, T) mask, True at real tokens', '    while True:\n        pass\n    """x', 1
+    )
     report = _grade_module(tmp_path, text)
     _assert_complete(report, full_marks)
     results = results_by_function(report, "w01")
@@ -201,10 +203,7 @@ def test_monkeypatching_comparisons(tmp_path, full_marks):
 def test_writing_to_the_report_path(tmp_path, full_marks):
     target = tmp_path / "report.json"
     forged = json.dumps({"score": 999, "max_score": 999, "weeks": {}})
-    writer = (
-        "import pathlib\n"
-        f"pathlib.Path({str(target)!r}).write_text({forged!r})\n"
-    )
+    writer = f"import pathlib\npathlib.Path({str(target)!r}).write_text({forged!r})\n"
     report = _grade_module(tmp_path, _prepend(writer, WRONG))
     _assert_complete(report, full_marks)
     assert report["score"] < full_marks["score"]
@@ -227,3 +226,34 @@ def test_missing_module_file(tmp_path, full_marks):
     _assert_complete(report, full_marks)
     assert _score(report) == 0
     assert "No module named" in report["weeks"]["w01"]["tests"][0]["message"]
+
+
+def _can_run_as(user: str) -> bool:
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        return False
+    try:
+        return (
+            subprocess.run([sys.executable, "-c", "import torch"], user=user, capture_output=True).returncode
+            == 0
+        )
+    except (OSError, KeyError):
+        return False
+
+
+@pytest.mark.skipif(
+    not _can_run_as("nobody"), reason="needs root and an interpreter that user 'nobody' can run"
+)
+def test_sandbox_user_cannot_touch_the_grader(tmp_path, full_marks):
+    """Under --sandbox-user the submission cannot write outside its own directory."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("intact")
+    writer = f"import pathlib\ntry:\n    pathlib.Path({str(victim)!r}).write_text('owned')\nexcept OSError:\n    pass\n"
+    sub = make_submission(tmp_path / "sub")
+    (sub / "w01_attention.py").write_text(_prepend(writer, REFERENCE))
+    code, report = grade(sub, ["w01"], tmp_path, "--sandbox-user", "nobody")
+    assert code == 0 and report["weeks"]["w01"]["score"] == full_marks["weeks"]["w01"]["score"]
+    assert victim.read_text() == "intact"

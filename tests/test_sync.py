@@ -65,7 +65,9 @@ def test_trailing_comment_is_not_a_marker():
 
 
 def test_exercises_are_in_sync_and_hold_no_solution():
-    proc = subprocess.run([sys.executable, "-m", "autograder", "sync", "--check"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "sync", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path in plan():
         text = path.read_text()
@@ -77,7 +79,9 @@ def test_every_stub_imports_cleanly():
         if path.suffix == ".py" and path.name != "__init__.py":
             rel = path.relative_to(ROOT).with_suffix("")
             module = ".".join(rel.parts)
-            proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True
+            )
             assert proc.returncode == 0, f"{module}: {proc.stderr[-800:]}"
 
 
