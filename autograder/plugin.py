@@ -201,10 +201,8 @@ def submission(request: pytest.FixtureRequest):
     else:
         if state.zygote is None:
             _start_zygote(state)
-        deadline = time.monotonic() + max(0.0, min(test_limit, remaining))
-        session = IsolatedSession(
-            state.zygote, state.submission_dir, week.id, week.module, reference, deadline
-        )
+        limit = max(0.0, min(test_limit, remaining))
+        session = IsolatedSession(state.zygote, state.submission_dir, week.id, week.module, reference, limit)
     session.import_failures = state.import_failures
     started = time.monotonic()
     yield session
