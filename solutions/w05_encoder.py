@@ -69,10 +69,11 @@ def mask_tokens(
     # means the model cannot assume that a visible token is the right one; it must check.
     action = torch.rand(shape, generator=generator)
     random_ids = torch.randint(vocab_size, shape, generator=generator, dtype=input_ids.dtype)
-    inputs = input_ids.clone()
-    inputs = torch.where(selected & (action < 0.8), torch.full_like(inputs, mask_id), inputs)
+    inputs = input_ids.clone()  # a copy: the caller's batch must stay intact
+    to_mask = selected & (action < 0.8)
     to_random = selected & (action >= 0.8) & (action < 0.9)
-    inputs = torch.where(to_random, random_ids, inputs)
+    inputs[to_mask] = mask_id
+    inputs[to_random] = random_ids[to_random]
     return inputs, labels
     ### END SOLUTION
 

@@ -1,0 +1,94 @@
+"""Drivers for week 6 (run beside the submission through ``submission.run``): a training loop,
+a meta-device instantiation, a stand-in model with known logits for the sampler. They return
+data or handles; the tests compute every verdict themselves."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def parameter_layout(model):
+    """(name, shape, storage id) of every parameter, shared ones listed under each of their names."""
+    return [
+        (name, tuple(p.shape), p.data_ptr()) for name, p in model.named_parameters(remove_duplicate=False)
+    ]
+
+
+def meta_parameter_shapes(module, config_kwargs: dict):
+    """Shapes of the distinct parameters of ``GPT(GPTConfig(**config_kwargs))`` built on the meta
+    device (no memory, no init cost): a GPT-2-sized model in milliseconds."""
+    with torch.device("meta"):
+        model = module.GPT(module.GPTConfig(**config_kwargs))
+    return [tuple(p.shape) for p in model.parameters()]
+
+
+def build_gpt(module, config_kwargs: dict, seed: int):
+    """``GPT(GPTConfig(**config_kwargs))`` with ``torch.manual_seed(seed)``, in eval mode."""
+    # One thread: a model this small gains nothing from two, and loses a lot when cores are shared.
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = module.GPT(module.GPTConfig(**config_kwargs))
+    return model.eval()
+
+
+def train_gpt(
+    module,
+    config_kwargs: dict,
+    idx: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    lr: float,
+    seed: int,
+):
+    """Trains ``GPT(GPTConfig(**config_kwargs))`` with AdamW on (idx, targets), in order, one step
+    per batch, with the cross-entropy of the logits it returns (computed here, so this measures
+    the architecture, not the submission's loss code). Returns the model in eval mode."""
+    torch.manual_seed(seed)
+    model = module.GPT(module.GPTConfig(**config_kwargs))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    for start in range(0, idx.size(0) - batch_size + 1, batch_size):
+        x, y = idx[start : start + batch_size], targets[start : start + batch_size]
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model
+
+
+class _Config:
+    def __init__(self, block_size: int):
+        self.block_size = block_size
+
+
+class TableModel(nn.Module):
+    """A stand-in language model with known logits: the next-token logits after token a are
+    ``table[a]`` (V, V). It accepts and ignores a ``cache``, records the length of every input
+    it is given, and refuses inputs longer than ``block_size``, as a GPT with learned positions
+    would."""
+
+    def __init__(self, table: torch.Tensor, block_size: int):
+        super().__init__()
+        self.register_buffer("table", table.clone())
+        self.config = _Config(block_size)
+        self.seen_lengths: list[int] = []
+
+    def forward(self, idx, targets=None, cache=None):
+        self.seen_lengths.append(int(idx.size(1)))
+        if idx.size(1) > self.config.block_size:
+            raise ValueError(f"{idx.size(1)} tokens exceed block_size={self.config.block_size}")
+        return self.table[idx], None  # (B, T, V)
+
+
+def table_model(table: torch.Tensor, block_size: int) -> TableModel:
+    return TableModel(table, block_size)
+
+
+def generate_with_seeded_generator(module, model, idx: torch.Tensor, seed: int, kwargs: dict):
+    """``module.generate`` with a fresh ``torch.Generator`` seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return module.generate(model, idx, generator=gen, **kwargs)
