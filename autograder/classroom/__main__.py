@@ -1,0 +1,287 @@
+"""``python -m autograder.classroom COMMAND``: the steps of the classroom workflows.
+
+Instructor repository (`.github/workflows/grade.yml`):
+    pull-reports   fetch the reports kept so far (the `grades` branch) into a folder
+    fetch          clone roster repositories at the commits to grade; keep only the submission
+    grade          grade fetched submissions (sandboxed where possible); one report per commit
+    post           sanitised report as a commit comment + commit status, per new report
+    store          add new reports to the `grades` branch
+    collect-notebooks   put fetched notebooks where `nbgrader autograde` looks for them
+Instructor repository (`.github/workflows/publish-solutions.yml`):
+    publish-solutions   update the template repository's `solutions` branch
+Student repository (`.github/workflows/classroom.yml`):
+    feedback       job summary and GitHub Classroom output from a public-tests report
+    request-grade  ask the grader for the authoritative grade of this commit
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..schedule import SCHEDULE, load_schedule, parse_time
+from ..weeks import ROOT, WEEKS, get_week
+
+
+def _token(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _own_repository_url() -> str:
+    from .gitops import server_url
+
+    repo = os.environ.get("GITHUB_REPOSITORY")
+    if not repo:
+        raise SystemExit("--remote is needed outside GitHub Actions (GITHUB_REPOSITORY is not set)")
+    return f"{server_url()}/{repo}.git"
+
+
+def cmd_fetch(args) -> int:
+    from .github import GitHub
+    from .roster import fetch, load_roster
+
+    token = _token(args.token_env)
+    github = GitHub(args.api_url, token) if token or args.api_url else None
+    fetched, problems = fetch(
+        load_roster(Path(args.roster)),
+        Path(args.out),
+        repository=args.repository or None,
+        sha=args.sha or None,
+        clone_base=args.clone_base,
+        token=token,
+        github=github,
+        graded=Path(args.graded) if args.graded and not args.sha else None,
+    )
+    for meta in fetched:
+        print(f"fetched {meta['student']} @ {meta['commit'][:10]}")
+    for line in problems:
+        print(f"::warning::{line}")
+    print(f"{len(fetched)} submission(s) to grade")
+    return 0
+
+
+def _step_output(name: str, value) -> None:
+    """A step output for the workflow (``steps.<id>.outputs.<name>``)."""
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+            fh.write(f"{name}={value}\n")
+
+
+def cmd_grade(args) -> int:
+    from .grading import find_sandbox, grade_all, grading_seed, present_weeks
+
+    _step_output("graded", 0)  # overwritten below once reports exist
+
+    if args.weeks:
+        weeks = [get_week(w) for w in args.weeks]
+    else:
+        opened = set(load_schedule(Path(args.schedule)).released(parse_time(args.now)))
+        weeks = [w for w in WEEKS if w.id in opened]
+    weeks = present_weeks(weeks)
+    if not weeks:
+        print("no week to grade yet (none has opened, or none has a reference here)")
+        return 0
+    seed = grading_seed(os.environ.get(args.seed_env))
+    if seed is None:
+        print(f"::warning::${args.seed_env} is not set: a random seed is used (it is kept in each report)")
+    sandbox = find_sandbox(args.sandbox, args.user)
+    if not sandbox.user:
+        print("::warning::grading without the sandbox user (no root or password-less sudo here)")
+    submissions = Path(args.submissions)
+    if not submissions.is_dir():
+        print("nothing fetched: nothing to grade")
+        return 0
+    written = grade_all(submissions, Path(args.reports), weeks, seed=seed, sandbox=sandbox)
+    _step_output("graded", len(written))
+    print(f"{len(written)} report(s) written to {args.reports}")
+    return 0
+
+
+def cmd_post(args) -> int:
+    from .github import GitHub
+    from .publish import new_reports, post
+
+    reports = new_reports(Path(args.reports)) if Path(args.reports).is_dir() else []
+    problems = post(
+        reports, GitHub(args.api_url, _token(args.token_env)), link=args.link, context=args.context
+    )
+    for line in problems:
+        print(f"::error::{line}")
+    return 1 if problems else 0
+
+
+def cmd_pull_reports(args) -> int:
+    from .gitops import checkout_branch, git_env
+
+    into = Path(args.into)
+    if into.exists():
+        shutil.rmtree(into)
+    existed = checkout_branch(
+        args.remote or _own_repository_url(), args.branch, into, git_env(_token(args.token_env))
+    )
+    print(f"{args.branch}: {'fetched' if existed else 'does not exist yet'}")
+    return 0
+
+
+def cmd_store(args) -> int:
+    from .gitops import checkout_branch, commit_and_push, git_env
+
+    source = Path(args.reports)
+    files = (
+        sorted(p for p in source.rglob("*.json")) + sorted(source.rglob("*.md")) if source.is_dir() else []
+    )
+    if not files:
+        print("no new reports")
+        return 0
+    env = git_env(_token(args.token_env))
+    with tempfile.TemporaryDirectory(prefix="grades-") as tmp:
+        work = Path(tmp) / "work"
+        checkout_branch(args.remote or _own_repository_url(), args.branch, work, env)
+        for path in files:
+            target = work / "reports" / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        students = sorted({p.relative_to(source).parts[0] for p in files})
+        message = (
+            f"Reports: {', '.join(students)}"
+            if len(students) <= 5
+            else f"Reports of {len(students)} students"
+        )
+        pushed = commit_and_push(work, args.branch, message, env)
+    print(f"{args.branch}: {'stored' if pushed else 'unchanged'} ({len(files)} files)")
+    return 0
+
+
+def cmd_collect_notebooks(args) -> int:
+    from .notebooks import collect
+
+    written = collect(Path(args.submissions), Path(args.course))
+    for student, assignment in written:
+        print(f"{student}: {assignment}")
+    print(f"{len(written)} notebook submission(s) under {args.course}/submitted")
+    return 0
+
+
+def cmd_publish_solutions(args) -> int:
+    from .gitops import repo_url
+    from .solutions import publish
+
+    remote = args.remote or (repo_url(args.repository) if args.repository else None)
+    if not remote:
+        print("publish-solutions: give --repository OWNER/NAME (or --remote URL)", file=sys.stderr)
+        return 2
+    through = parse_time(args.through or "now")
+    print(
+        publish(
+            remote,
+            through=through,
+            branch=args.branch,
+            token=_token(args.token_env),
+            schedule=Path(args.schedule),
+        )
+    )
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .student import run_feedback
+
+    return run_feedback(Path(args.report), Path(args.summary) if args.summary else None)
+
+
+def cmd_request_grade(args) -> int:
+    from .student import request_grade
+
+    return request_grade()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.classroom", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    api = {"help": "GitHub REST API base URL (default: $GITHUB_API_URL or https://api.github.com)"}
+
+    p = sub.add_parser("fetch", help="clone roster repositories at the commits to grade")
+    p.add_argument("--roster", default=str(ROOT / "course" / "roster.csv"))
+    p.add_argument("--out", required=True, help="folder for the fetched submissions")
+    p.add_argument("--repository", help="only this repository (owner/name; must be on the roster)")
+    p.add_argument("--sha", help="the commit to grade (with --repository); default: the branch head")
+    p.add_argument("--graded", help="folder of earlier reports: commits graded there are skipped")
+    p.add_argument("--clone-base", help="where owner/name repositories live (default: the GitHub server)")
+    p.add_argument("--token-env", default="CLASSROOM_TOKEN", help="environment variable with the token")
+    p.add_argument("--api-url", **api)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("grade", help="grade fetched submissions; one JSON report per student and commit")
+    p.add_argument("--submissions", required=True)
+    p.add_argument("--reports", required=True, help="folder for the reports (<student>/<commit>.json)")
+    p.add_argument("--weeks", nargs="+", help="weeks to grade (default: those opened by --now)")
+    p.add_argument("--schedule", default=str(SCHEDULE))
+    p.add_argument("--now", default="now", help="the time that decides which weeks have opened")
+    p.add_argument("--seed-env", default="GRADING_SEED", help="environment variable holding the seed")
+    p.add_argument("--sandbox", choices=("auto", "user", "none"), default="auto")
+    p.add_argument("--user", default="course-grader", help="the unprivileged user for submission code")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("post", help="post commit statuses (and report comments) for new reports")
+    p.add_argument("--reports", required=True)
+    p.add_argument("--link", choices=("comment", "none"), default="comment")
+    p.add_argument("--context", default="course/grade")
+    p.add_argument("--token-env", default="CLASSROOM_TOKEN")
+    p.add_argument("--api-url", **api)
+    p.set_defaults(func=cmd_post)
+
+    for name, func, text in (
+        ("pull-reports", cmd_pull_reports, "fetch the reports branch into a folder"),
+        ("store", cmd_store, "add new reports to the reports branch"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--remote", help="repository URL (default: this GitHub repository)")
+        p.add_argument("--branch", default="grades")
+        p.add_argument("--token-env", default="GITHUB_TOKEN")
+        if name == "pull-reports":
+            p.add_argument("--into", required=True)
+        else:
+            p.add_argument("--reports", required=True)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("collect-notebooks", help="fetched notebooks -> course/submitted/ for nbgrader")
+    p.add_argument("--submissions", required=True)
+    p.add_argument("--course", default=str(ROOT / "course"))
+    p.set_defaults(func=cmd_collect_notebooks)
+
+    p = sub.add_parser("publish-solutions", help="update the solutions branch of the template repository")
+    p.add_argument("--repository", help="the template repository (owner/name)")
+    p.add_argument("--remote", help="or its URL")
+    p.add_argument("--branch", default="solutions")
+    p.add_argument("--through", help="publish what is due by this time (ISO 8601; default: now)")
+    p.add_argument("--schedule", default=str(SCHEDULE))
+    p.add_argument("--token-env", default="SOLUTIONS_PUSH_TOKEN")
+    p.set_defaults(func=cmd_publish_solutions)
+
+    p = sub.add_parser("feedback", help="job summary and Classroom output from a public-tests report")
+    p.add_argument("report")
+    p.add_argument("--summary", default=os.environ.get("GITHUB_STEP_SUMMARY"))
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("request-grade", help="ask the grader for the authoritative grade of this commit")
+    p.set_defaults(func=cmd_request_grade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        print(f"classroom {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

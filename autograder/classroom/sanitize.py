@@ -1,0 +1,160 @@
+"""The student-facing copy of a report: what a commit status links to.
+
+A report as `course grade` writes it is for the instructor: it holds the grading seed, the
+hidden tests' ids (file paths and function names) and the grader's own paths. The public copy
+keeps, per test, only its name (the first line of its docstring), status, points and message,
+and cleans each message:
+
+* paths of the grading machine are replaced (the submission's by ``exercises/``);
+* any line of a hidden test or of a reference solution that appears in a message is redacted:
+  submission code that manages to read those files cannot mail them out through an exception;
+* long encoded blobs are removed and every message is capped in length.
+
+What was redacted is counted (``redactions``) so the gradebook can point the instructor at it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..weeks import ROOT
+
+MAX_MESSAGE = 1500
+MIN_LINE = 24  # shorter source lines are too generic to be worth redacting
+BLOB = re.compile(r"[A-Za-z0-9+/=_-]{120,}")
+REDACTED = "[redacted: grader source]"
+
+
+def secret_lines(root: Path = ROOT) -> set[str]:
+    """Distinctive lines of the hidden suites and the reference solutions that appear nowhere in
+    what students are given (stubs, public tests, the engine)."""
+    secret: set[str] = set()
+    for pattern in ("autograder/suites/**/*.py", "solutions/**/*.py"):
+        for path in root.glob(pattern):
+            secret.update(_lines(path))
+    public: set[str] = set()
+    for pattern in ("exercises/**/*.py", "autograder/*.py", "autograder/classroom/*.py"):
+        for path in root.glob(pattern):
+            public.update(_lines(path))
+    return secret - public
+
+
+def _lines(path: Path) -> set[str]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return set()
+    return {line.strip() for line in text.splitlines() if len(line.strip()) >= MIN_LINE}
+
+
+def clean_message(text: str, secret: set[str], paths: list[str]) -> tuple[str, int]:
+    """(cleaned message, number of redactions)."""
+    redactions = 0
+    for path in paths:
+        text = text.replace(
+            path.rstrip("/") + "/", "exercises/" if Path(path).name == "submission" else "<grader>/"
+        )
+    for line in secret:
+        if line in text:
+            redactions += text.count(line)
+            text = text.replace(line, REDACTED)
+    text, blobs = BLOB.subn("[removed: long encoded text]", text)
+    redactions += blobs
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " […]"
+    return text, redactions
+
+
+def sanitize(wrapper: dict, secret: set[str] | None = None) -> dict:
+    """The public report of a graded commit (see the module docstring)."""
+    secret = secret_lines() if secret is None else secret
+    paths = sorted(wrapper.get("engine_paths", []), key=len, reverse=True)
+    public = {
+        "student": wrapper["student"],
+        "repository": wrapper["repository"],
+        "commit": wrapper["commit"],
+        "graded_at": wrapper.get("graded_at"),
+        "weeks_graded": wrapper.get("weeks_graded", []),
+        "redactions": 0,
+    }
+    report = wrapper.get("report")
+    if not report:
+        public.update(
+            score=None, max_score=None, weeks={}, error="grading could not run; the instructor has been told"
+        )
+        return public
+    weeks = {}
+    for week_id, week in report["weeks"].items():
+        tests = []
+        for t in week["tests"]:
+            message, n = clean_message(t.get("message") or "", secret, paths)
+            name, m = clean_message(t["name"], secret, paths)
+            public["redactions"] += n + m
+            tests.append(
+                {
+                    "name": name,
+                    "status": t["status"],
+                    "score": t["score"],
+                    "max_score": t["max_score"],
+                    "message": message,
+                }
+            )
+        weeks[week_id] = {
+            "title": week.get("title", ""),
+            "score": week["score"],
+            "max_score": week["max_score"],
+            "tests": tests,
+        }
+    public.update(score=report["score"], max_score=report["max_score"], weeks=weeks)
+    return public
+
+
+_ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "skipped": "⏭️"}
+
+
+def to_markdown(public: dict) -> str:
+    """The report as a commit comment: points per week, then what failed and why."""
+    head = f"{public['commit'][:10]}, graded {public.get('graded_at') or ''}".strip()
+    if public.get("error"):
+        return f"## Grade: not available\n\n{head}\n\n{public['error']}.\n"
+    lines = [
+        f"## Grade: {public['score']:g} / {public['max_score']:g}",
+        "",
+        f"commit {head}",
+        "",
+        "| week | score | passed |",
+        "|---|---:|---:|",
+    ]
+    for week_id, week in public["weeks"].items():
+        passed = sum(t["status"] == "passed" for t in week["tests"])
+        lines.append(
+            f"| {week_id} {week['title']} | {week['score']:g} / {week['max_score']:g} "
+            f"| {passed} / {len(week['tests'])} |"
+        )
+    for week_id, week in public["weeks"].items():
+        failing = [t for t in week["tests"] if t["status"] != "passed"]
+        if not failing:
+            continue
+        lines += ["", f"### {week_id}: what to fix", ""]
+        for t in failing:
+            lines.append(
+                f"- {_ICON.get(t['status'], '')} **{t['name']}** ({t['max_score']:g} pts, {t['status']})"
+            )
+            if t["message"]:
+                body = t["message"].replace("```", "'''")
+                lines += ["", "  ```text", *[f"  {line}" for line in body.splitlines()], "  ```"]
+    lines += ["", "Hidden tests draw fresh inputs at every grading; their messages name what was checked."]
+    return "\n".join(lines) + "\n"
+
+
+def status_line(public: dict) -> tuple[str, str]:
+    """(state, description) of the commit status: success at full marks, failure otherwise."""
+    if public.get("error"):
+        return "error", "Grading could not run; your instructor has been told."
+    weeks = " · ".join(f"{w} {v['score']:g}/{v['max_score']:g}" for w, v in public["weeks"].items())
+    text = f"{public['score']:g}/{public['max_score']:g} points ({weeks})"
+    if len(text) > 140:
+        text = f"{public['score']:g}/{public['max_score']:g} points over {len(public['weeks'])} weeks"
+    state = "success" if public["score"] == public["max_score"] else "failure"
+    return state, text

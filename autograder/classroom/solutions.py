@@ -1,0 +1,45 @@
+"""Publishing the `solutions` branch: week by week, once each deadline and its late window pass.
+
+The branch holds the tree of `course release --solutions`, with solutions/ filled in for the
+weeks that are due by then (`course/schedule.toml`). Each run adds a commit only when that set
+changed, so the branch's history reads "solutions through w01", "through w02", …
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from ..release import build, release_notebooks
+from ..schedule import SCHEDULE, load_schedule
+from ..weeks import ROOT, WEEKS
+from .gitops import checkout_branch, commit_and_push, git_env, replace_tree
+
+
+def publish(
+    remote: str,
+    *,
+    through: datetime,
+    branch: str = "solutions",
+    token: str | None = None,
+    root: Path = ROOT,
+    schedule: Path = SCHEDULE,
+) -> str:
+    """Brings ``branch`` of ``remote`` up to date; returns what happened, in one line."""
+    due = load_schedule(schedule).solutions_due(through)
+    if not due:
+        return f"no week is due by {through.isoformat()}: nothing to publish"
+    weeks = [w for w in WEEKS if w.id in due]
+    env = git_env(token)
+    with tempfile.TemporaryDirectory(prefix="solutions-") as tmp:
+        tmp = Path(tmp)
+        tree = build(
+            tmp / "tree", root=root, solutions=True, weeks=weeks, released=release_notebooks(root), git=False
+        )
+        work = tmp / "work"
+        checkout_branch(remote, branch, work, env)
+        replace_tree(work, tree)
+        message = f"Solutions through {weeks[-1].id} ({', '.join(w.id for w in weeks)})"
+        pushed = commit_and_push(work, branch, message, env)
+    return f"{branch}: {message}" if pushed else f"{branch}: already up to date ({', '.join(due)})"

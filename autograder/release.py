@@ -1,0 +1,322 @@
+"""`course release`: build the student template, or the solutions tree, as a ready-to-push git repository.
+
+The template is what every student's repository starts from:
+
+    exercises/            the stubs (generated from solutions/ right now) and the public tests
+    autograder/           the grading engine, without the hidden suites (`course test`, pytest)
+    course/               notes, schedule and the nbgrader *released* notebooks
+    datasets/manifest.toml, pyproject.toml, README.md (for students), .gitignore
+    .github/workflows/classroom.yml   push-time feedback and the request for the real grade
+
+`--solutions` builds the same tree with `solutions/` filled in (every week, or only the weeks
+given with `--weeks` / due by `--due-by`): the content of the protected `solutions` branch.
+
+Nothing leaves without an audit: no solution region, hidden test or mark scheme in any file,
+no hidden suite, no notebook output (see `audit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .schedule import SCHEDULE, load_schedule, parse_time
+from .sync import MarkerError, find_regions, plan
+from .weeks import ROOT, WEEKS, Week, get_week, module_path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STUDENT_TEMPLATE = TEMPLATES / "student"
+# nbgrader's working folders inside course/ and other things that are not teaching material.
+NBGRADER_DIRS = {"release", "submitted", "autograded", "feedback", "source"}
+CACHES = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
+# Top-level files of course/ that students get; everything else there stays with the instructor
+# (nbgrader_config.py, INSTRUCTORS.md, the roster, gradebook.db).
+COURSE_PUBLIC_FILES = ("*.md", "schedule.toml")
+COURSE_PRIVATE_FILES = {"INSTRUCTORS.md"}
+# Lines that mark material students must never see: our own solution regions (.py), nbgrader's
+# solution, hidden-test and mark-scheme regions (notebooks and their Markdown).
+FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME")
+
+
+class ReleaseError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- notebooks
+def assignment_dirs(course: Path) -> list[Path]:
+    """nbgrader source assignments: folders of course/ holding at least one notebook."""
+    return [
+        d
+        for d in sorted(course.iterdir())
+        if d.is_dir()
+        and d.name not in NBGRADER_DIRS
+        and not d.name.startswith((".", "_"))
+        and any(d.glob("*.ipynb"))
+    ]
+
+
+def release_notebooks(root: Path = ROOT) -> Path | None:
+    """Runs ``nbgrader generate_assignment`` on every assignment of ``root/course`` with the
+    course's nbgrader_config.py. Returns nbgrader's release folder (None without notebooks).
+
+    This also records each assignment's cells in course/gradebook.db, which `nbgrader autograde`
+    needs later: releasing and autograding use the same database."""
+    course = root / "course"
+    if not assignment_dirs(course):
+        return None
+    if not (course / "nbgrader_config.py").exists():
+        raise ReleaseError(f"{course}/nbgrader_config.py is missing: nbgrader cannot release the notebooks")
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        raise ReleaseError("releasing the notebooks needs nbgrader: pip install -e '.[instructor]'") from None
+    env = dict(os.environ)
+    # nbgrader upgrades its database with the `alembic` command, found next to this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force", "--log-level=WARN"]
+    proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise ReleaseError(f"nbgrader generate_assignment failed in {course}:\n{tail}")
+    return course / "release"
+
+
+# --------------------------------------------------------------------------- building the tree
+def _copy_course(root: Path, dest: Path, released: Path | None) -> None:
+    course = root / "course"
+    if not course.is_dir():
+        return
+    target = dest / "course"
+    target.mkdir(parents=True, exist_ok=True)
+    for pattern in COURSE_PUBLIC_FILES:
+        for path in sorted(course.glob(pattern)):
+            if path.is_file() and path.name not in COURSE_PRIVATE_FILES:
+                shutil.copy2(path, target / path.name)
+    assignments = {d.name for d in assignment_dirs(course)}
+    for sub in sorted(course.iterdir()):
+        if not sub.is_dir() or sub.name in NBGRADER_DIRS or sub.name.startswith((".", "_")):
+            continue
+        if sub.name in assignments:
+            out = released / sub.name if released else None
+            if out is None or not out.is_dir():
+                raise ReleaseError(f"nbgrader released nothing for course/{sub.name}")
+            # nbgrader copies every file of the assignment (notes, figures) beside the notebooks.
+            shutil.copytree(out, target / sub.name, ignore=CACHES)
+        else:
+            shutil.copytree(sub, target / sub.name, ignore=CACHES)
+
+
+def _copy_engine(root: Path, dest: Path) -> None:
+    shutil.copytree(
+        root / "autograder",
+        dest / "autograder",
+        ignore=shutil.ignore_patterns("suites", "templates", "AUTHORING.md", "__pycache__", "*.pyc"),
+    )
+
+
+def _copy_exercises(root: Path, dest: Path) -> None:
+    shutil.copytree(root / "exercises", dest / "exercises", ignore=CACHES)
+    # The stubs are generated now from the reference, so a stale exercises/ cannot leak or lag.
+    for path, content in plan(root).items():
+        out = dest / path.relative_to(root)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(content)
+
+
+def _copy_solutions(root: Path, dest: Path, weeks: list[Week]) -> None:
+    solutions = root / "solutions"
+    (dest / "solutions").mkdir(parents=True, exist_ok=True)
+    if (solutions / "__init__.py").exists():
+        shutil.copy2(solutions / "__init__.py", dest / "solutions" / "__init__.py")
+    for week in weeks:
+        path = module_path(solutions, week)
+        if path is None:
+            continue
+        if path.name == "__init__.py":  # a package week
+            shutil.copytree(path.parent, dest / "solutions" / week.module, ignore=CACHES)
+        else:
+            shutil.copy2(path, dest / "solutions" / path.name)
+
+
+def _weeks_table(root: Path) -> str:
+    schedule_path = root / "course" / "schedule.toml"
+    schedule = load_schedule(schedule_path) if schedule_path.exists() else None
+    rows = ["| week | module | topic | due (UTC) |", "|---|---|---|---|"]
+    for week in WEEKS:
+        due = ""
+        if schedule is not None:
+            due = schedule.weeks[week.id].deadline.strftime("%Y-%m-%d %H:%M")
+        rows.append(f"| {week.number} | `exercises/{week.module}.py` | {week.title} | {due} |")
+    return "\n".join(rows)
+
+
+def _write_templates(root: Path, dest: Path, solutions: bool) -> None:
+    readme = string.Template((STUDENT_TEMPLATE / "README.md").read_text())
+    (dest / "README.md").write_text(readme.substitute(weeks_table=_weeks_table(root), version=__version__))
+    shutil.copy2(STUDENT_TEMPLATE / "gitignore", dest / ".gitignore")
+    workflows = dest / ".github" / "workflows"
+    workflows.mkdir(parents=True, exist_ok=True)
+    for path in sorted((STUDENT_TEMPLATE / ".github" / "workflows").glob("*.yml")):
+        shutil.copy2(path, workflows / path.name)
+
+
+def build(
+    out: Path,
+    *,
+    root: Path = ROOT,
+    solutions: bool = False,
+    weeks: list[Week] | None = None,
+    released: Path | None | str = "generate",
+    git: bool = True,
+    message: str | None = None,
+) -> Path:
+    """Builds the template (or, with ``solutions``, the solutions tree) in ``out``.
+
+    ``weeks`` limits the solutions that are filled in (default: all). ``released`` is nbgrader's
+    release folder; by default the notebooks are released now."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ReleaseError(f"{out} exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    if released == "generate":
+        released = release_notebooks(root)
+    _copy_engine(root, out)
+    _copy_exercises(root, out)
+    _copy_course(root, out, released)
+    manifest = root / "datasets" / "manifest.toml"
+    if manifest.exists():
+        (out / "datasets").mkdir(exist_ok=True)
+        shutil.copy2(manifest, out / "datasets" / "manifest.toml")
+    for name in ("pyproject.toml", "LICENSE"):
+        if (root / name).exists():
+            shutil.copy2(root / name, out / name)
+    _write_templates(root, out, solutions)
+    if solutions:
+        _copy_solutions(root, out, list(weeks) if weeks is not None else list(WEEKS))
+    problems = audit(out, allow_solutions=solutions)
+    if problems:
+        raise ReleaseError("the release would leak course material:\n  " + "\n  ".join(problems))
+    if git:
+        kind = "solutions" if solutions else "student template"
+        _git_commit(out, "solutions" if solutions else "main", message or f"Transformer Deep Dive {kind}")
+    return out
+
+
+# --------------------------------------------------------------------------- the audit
+def _is_text(path: Path) -> bool:
+    return b"\0" not in path.read_bytes()[:8192]
+
+
+def audit(tree: Path, allow_solutions: bool = False) -> list[str]:
+    """Everything in ``tree`` that must not reach students. Empty when the tree is clean."""
+    problems = []
+    if (tree / "autograder" / "suites").exists():
+        problems.append("autograder/suites/ (the hidden tests) is in the tree")
+    if (tree / "solutions").exists() and not allow_solutions:
+        problems.append("solutions/ is in the tree")
+    for path in sorted(p for p in tree.rglob("*") if p.is_file() and ".git" not in p.relative_to(tree).parts):
+        rel = path.relative_to(tree)
+        if allow_solutions and rel.parts[0] == "solutions":
+            continue
+        if path.suffix == ".ipynb":
+            problems += [f"{rel}: {p}" for p in _audit_notebook(path)]
+        elif path.suffix == ".py":
+            try:
+                regions = find_regions(path.read_text(), str(rel))
+            except (MarkerError, SyntaxError) as exc:
+                problems.append(f"{rel}: {exc}")
+                continue
+            problems += [f"{rel}:{r.begin}: a solution region" for r in regions]
+        elif _is_text(path):
+            for no, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                stripped = line.strip().strip("#=").strip()
+                if any(stripped.startswith(m) for m in FORBIDDEN):
+                    problems.append(f"{rel}:{no}: a marked region ({stripped})")
+    return problems
+
+
+def _audit_notebook(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        for marker in FORBIDDEN:
+            if marker in source:
+                problems.append(f"cell {i}: {marker}")
+        if cell.get("outputs"):
+            problems.append(f"cell {i}: has outputs (a notebook is released without outputs)")
+    return problems
+
+
+# --------------------------------------------------------------------------- git
+def _git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReleaseError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def _git_commit(tree: Path, branch: str, message: str) -> None:
+    _git(tree, "init", "-q", "-b", branch)
+    identity = []
+    if subprocess.run(["git", "config", "user.email"], cwd=tree, capture_output=True).returncode != 0:
+        identity = ["-c", "user.name=Transformer Deep Dive", "-c", "user.email=course@example.invalid"]
+    _git(tree, "add", "-A")
+    _git(tree, *identity, "commit", "-q", "-m", message)
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="course release",
+        description="Build the student template repository (no solutions, no hidden tests) "
+        "or, with --solutions, the tree of the protected `solutions` branch.",
+    )
+    parser.add_argument("out", nargs="?", help="directory to create (must be absent or empty)")
+    parser.add_argument("--out", dest="out_option", metavar="DIR", help="the same, as an option")
+    parser.add_argument("--solutions", action="store_true", help="fill in solutions/ (the solutions branch)")
+    parser.add_argument("--weeks", nargs="+", help="with --solutions: only these weeks' solutions")
+    parser.add_argument(
+        "--due-by",
+        metavar="TIME",
+        help="with --solutions: only weeks whose deadline and late window have passed by TIME "
+        "(ISO 8601 or `now`), from course/schedule.toml",
+    )
+    parser.add_argument("--no-git", action="store_true", help="do not `git init` and commit the tree")
+    parser.add_argument("--message", help="commit message")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `course release -- --out DIR`: the separator is not ours
+        argv = argv[1:]
+    args = parser.parse_args(argv)
+    args.out = args.out_option or args.out
+    if not args.out:
+        parser.error("the output directory is required (DIR or --out DIR)")
+    if (args.weeks or args.due_by) and not args.solutions:
+        parser.error("--weeks and --due-by choose solutions: use them with --solutions")
+    try:
+        weeks = [get_week(w) for w in args.weeks] if args.weeks else None
+        if args.due_by:
+            due = load_schedule(SCHEDULE).solutions_due(parse_time(args.due_by))
+            weeks = [w for w in (weeks or WEEKS) if w.id in due]
+        out = build(
+            Path(args.out), solutions=args.solutions, weeks=weeks, git=not args.no_git, message=args.message
+        )
+    except (ReleaseError, KeyError, ValueError) as exc:
+        print(f"course release: {exc}", file=sys.stderr)
+        return 2
+    filled = ", ".join(w.id for w in weeks) if weeks is not None else "all weeks"
+    what = f"solutions tree ({filled})" if args.solutions else "student template"
+    print(f"course release: wrote the {what} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
