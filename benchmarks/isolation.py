@@ -27,7 +27,9 @@ def timed(args: list[str]) -> float:
 
 
 def main() -> None:
-    weeks = [get_week(a) for a in sys.argv[1:]] or [w for w in WEEKS if (ROOT / "autograder/suites" / w.module).is_dir()]
+    weeks = [get_week(a) for a in sys.argv[1:]] or [
+        w for w in WEEKS if (ROOT / "autograder/suites" / w.module).is_dir()
+    ]
     course = [sys.executable, "-m", "autograder", "grade", "--seed", "1"]
     # The interpreter and torch import are paid by both modes; time them once to report the
     # suite's own cost beside the end-to-end figure.
