@@ -17,8 +17,8 @@ from autograder.suites.w04_blocks import oracle
 
 pytestmark = pytest.mark.w04
 
-# Largest |student − F.layer_norm| measured for the reference (and for torch.var-based and
-# rsqrt-based variants) over 20 seeds: 9.5e-7 on unit-scale inputs, 2.4e-6 at tiny variance.
+# Largest |reference − F.layer_norm| over 20 seeds (also for torch.var- and rsqrt-based
+# variants): 1.4e-6 on these inputs, 1.0e-6 at tiny variance; RMSNorm vs F.rms_norm 4.8e-7.
 NORM_ATOL = 1e-5
 
 
@@ -204,10 +204,7 @@ def test_ffn_width_and_parameters(student):
         )
 
 
-@pytest.mark.points(1)
-@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "relu", "swiglu"])
-def test_ffn_activation(student, gen, activation):
-    """FeedForward computes w2(act(w1 x)) with the asked activation (SwiGLU: w2(SiLU(w1 x) ⊙ w3 x))"""
+def _check_ffn(student, gen, activation: str) -> None:
     d, d_ff = 8, 24
     ffn = student.FeedForward(d, d_ff, activation=activation)
     sd = {f"ffn.{k}": v for k, v in random_state(ffn, gen).items()}
@@ -221,6 +218,30 @@ def test_ffn_activation(student, gen, activation):
         "swiglu = w2(SiLU(w1 x) ⊙ w3 x).",
         diagnose=oracle.ffn_bugs(x, sd, "ffn", activation),
     )
+
+
+@pytest.mark.points(2)
+def test_ffn_gelu_exact(student, gen):
+    """FeedForward(activation='gelu') computes w2(GELU(w1 x)) with the exact, erf-based GELU"""
+    _check_ffn(student, gen, "gelu")
+
+
+@pytest.mark.points(1)
+def test_ffn_gelu_tanh(student, gen):
+    """FeedForward(activation='gelu_tanh') uses the tanh approximation of GELU"""
+    _check_ffn(student, gen, "gelu_tanh")
+
+
+@pytest.mark.points(1)
+def test_ffn_relu(student, gen):
+    """FeedForward(activation='relu') computes w2(ReLU(w1 x))"""
+    _check_ffn(student, gen, "relu")
+
+
+@pytest.mark.points(2)
+def test_ffn_swiglu(student, gen):
+    """FeedForward(activation='swiglu') computes w2(SiLU(w1 x) ⊙ w3 x)"""
+    _check_ffn(student, gen, "swiglu")
 
 
 @pytest.mark.points(1)
