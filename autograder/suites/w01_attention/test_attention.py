@@ -435,11 +435,9 @@ FORBIDDEN = {
 def test_builds_softmax_and_attention_itself(submission, student, gen):
     """The week builds softmax and attention: no library attention or softmax call"""
     q = randn(gen, 2, 3, 4)
-    check_close(
-        student.scaled_dot_product_attention(q, q, q)[0],
-        oracle_sdpa(q, q, q)[0],
-        what="attention (needed before its source is checked)",
-    )
+    # Only code that exists is checked: the untouched stub earns nothing here.
+    student.softmax(q)
+    student.scaled_dot_product_attention(q, q, q)
     tree = ast.parse(submission.source())
     offences = []
     for node in ast.walk(tree):
