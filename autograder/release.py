@@ -35,7 +35,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES / "student"
 # nbgrader's working folders inside course/ and other things that are not teaching material.
 NBGRADER_DIRS = {"release", "submitted", "autograded", "feedback", "source"}
-CACHES = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
+IGNORED = ("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
+CACHES = shutil.ignore_patterns(*IGNORED)
 # Top-level files of course/ that students get; everything else there stays with the instructor
 # (nbgrader_config.py, INSTRUCTORS.md, the roster, gradebook.db).
 COURSE_PUBLIC_FILES = ("*.md", "schedule.toml")
@@ -103,9 +104,11 @@ def _copy_course(root: Path, dest: Path, released: Path | None) -> None:
     for sub in sorted(course.iterdir()):
         if not sub.is_dir() or sub.name in NBGRADER_DIRS or sub.name.startswith((".", "_")):
             continue
-        if sub.name in assignments:
-            out = released / sub.name if released else None
-            if out is None or not out.is_dir():
+        if sub.name in assignments and released is None:  # a tree without notebooks
+            shutil.copytree(sub, target / sub.name, ignore=shutil.ignore_patterns("*.ipynb", *IGNORED))
+        elif sub.name in assignments:
+            out = released / sub.name
+            if not out.is_dir():
                 raise ReleaseError(f"nbgrader released nothing for course/{sub.name}")
             # nbgrader copies every file of the assignment (notes, figures) beside the notebooks.
             shutil.copytree(out, target / sub.name, ignore=CACHES)
@@ -180,7 +183,8 @@ def build(
     """Builds the template (or, with ``solutions``, the solutions tree) in ``out``.
 
     ``weeks`` limits the solutions that are filled in (default: all). ``released`` is nbgrader's
-    release folder; by default the notebooks are released now."""
+    release folder (`release_notebooks`); by default the notebooks are released now, and None
+    leaves them out."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ReleaseError(f"{out} exists and is not empty")
