@@ -244,7 +244,7 @@ def test_block_causal_flag(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="combine the masks: mask & causal_mask(T) (True = may attend).",
-        diagnose=oracle.block_bugs(sd, x, ["no_causal"], **kwargs),
+        diagnose=oracle.block_bugs(sd, x, ["no_causal", *ALL_BLOCK_BUGS], **kwargs),
     )
     t = int(torch.randint(2, T - 1, (1,), generator=gen))
     x2 = x.clone()
@@ -280,7 +280,7 @@ def test_block_rope(student, gen):
         rtol=ATOL,
         hint="q = apply_rope(split_heads(q_proj(x)), positions), the same for k; v is not rotated.",
         diagnose=oracle.block_bugs(
-            sd, x, ["rope_ignored", "rope_on_v", "rope_on_input", "rope_k_only"], **kwargs
+            sd, x, ["rope_ignored", "rope_on_v", "rope_on_input", "rope_k_only", *ALL_BLOCK_BUGS], **kwargs
         ),
     )
 
@@ -304,7 +304,8 @@ def test_block_rope_positions(student, gen):
         hint="forward(x, mask=None, positions=None): rotate q and k by the given positions.",
         diagnose=[
             (oracle.block(sd, x, **kwargs), "the positions argument is ignored (0 … T−1 used instead).")
-        ],
+        ]
+        + oracle.block_bugs(sd, x, ALL_BLOCK_BUGS, positions=positions, **kwargs),
     )
     check_close(
         blk(x, positions=positions + 11),
@@ -331,6 +332,7 @@ def test_block_dropout_train_eval(submission, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="use nn.Dropout modules (off in eval()), never F.dropout(training=True).",
+        diagnose=oracle.block_bugs(sd, x, ALL_BLOCK_BUGS, n_heads=H),
     )
     check_close(evals[1], evals[0], what="a second call in eval mode", atol=0.0, rtol=0.0)
     check(
