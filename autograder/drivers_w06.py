@@ -4,6 +4,8 @@ data or handles; the tests compute every verdict themselves."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,18 +18,28 @@ def parameter_layout(model):
     ]
 
 
+@contextmanager
+def _skip_normal_init():
+    """``nn.init.normal_`` / ``trunc_normal_`` become no-ops: on the meta device their first call
+    imports torch's compiler stack (1-2 s), and a meta tensor has no values to initialise anyway."""
+    saved = nn.init.normal_, nn.init.trunc_normal_
+    nn.init.normal_ = nn.init.trunc_normal_ = lambda tensor, *args, **kwargs: tensor
+    try:
+        yield
+    finally:
+        nn.init.normal_, nn.init.trunc_normal_ = saved
+
+
 def meta_parameter_shapes(module, config_kwargs: dict):
     """Shapes of the distinct parameters of ``GPT(GPTConfig(**config_kwargs))`` built on the meta
     device (no memory, no init cost): a GPT-2-sized model in milliseconds."""
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_normal_init():
         model = module.GPT(module.GPTConfig(**config_kwargs))
     return [tuple(p.shape) for p in model.parameters()]
 
 
 def build_gpt(module, config_kwargs: dict, seed: int):
     """``GPT(GPTConfig(**config_kwargs))`` with ``torch.manual_seed(seed)``, in eval mode."""
-    # One thread: a model this small gains nothing from two, and loses a lot when cores are shared.
-    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = module.GPT(module.GPTConfig(**config_kwargs))
     return model.eval()
@@ -45,6 +57,8 @@ def train_gpt(
     """Trains ``GPT(GPTConfig(**config_kwargs))`` with AdamW on (idx, targets), in order, one step
     per batch, with the cross-entropy of the logits it returns (computed here, so this measures
     the architecture, not the submission's loss code). Returns the model in eval mode."""
+    # One thread: a model this small gains nothing from two, and loses a lot when cores are shared.
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = module.GPT(module.GPTConfig(**config_kwargs))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

@@ -313,14 +313,15 @@ def encoder_state(gen, model, V: int, d: int, L: int, max_len: int, ffn: int) ->
             want[f"{p}{n}.weight"], want[f"{p}{n}.bias"] = (d,), (d,)
         want[f"{p}ffn.w1.weight"], want[f"{p}ffn.w1.bias"] = (ffn, d), (ffn,)
         want[f"{p}ffn.w2.weight"], want[f"{p}ffn.w2.bias"] = (d, ffn), (d,)
-    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    current = model.state_dict()
+    got = {k: tuple(v.shape) for k, v in current.items()}
     missing = sorted(set(want) - set(got))[:4]
     check(
         not missing and all(got[k] == s for k, s in want.items()),
         f"Encoder state-dict keys/shapes differ from the documented layout (e.g. missing {missing}).",
         "tok_emb, pos_emb (week 3), blocks = ModuleList of week 4 TransformerBlock, ln_f.",
     )
-    sd = {}
+    sd = dict(current)  # anything else (a mask buffer, say) keeps its value
     for k, shape in want.items():
         if k.endswith(("norm1.weight", "norm2.weight", "ln_f.weight")):
             sd[k] = 1.0 + randn(gen, *shape, scale=0.1)
@@ -535,9 +536,10 @@ def pair_task(gen, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens.masked_fill(masked, MLM_MASK), tokens.masked_fill(~masked, -100)
 
 
-# Calibration (reference, `course grade --weeks w05 --seed S`, S = 1 … 10): held-out loss between
-# 0.0XX and 0.0XX; the same training with a causal mask in the encoder: 1.02 … 1.11 (it cannot see
-# the partner of a first member: ≈ ½·ln 8 = 1.04); chance ln 8 = 2.08.
+# Calibration: the test replayed for grading seeds 1 … 12 (same data, init and training):
+#   reference: held-out loss 0.0098 … 0.0155;
+#   the same encoder with a causal mask: 1.031 … 1.108 (blanks whose partner is on the right stay
+#   at chance, so ≈ ½·ln 8 = 1.04); chance everywhere: ln 8 = 2.08.
 MLM_THRESHOLD = 0.4
 MLM_STEPS, MLM_BATCH, MLM_LR = 80, 64, 5e-3
 
