@@ -29,8 +29,12 @@ from autograder.weeks import ROOT, WEEKS  # noqa: E402
 
 CELL_TIMEOUT_S = 120
 KERNEL_NAME = "course-python"
+NBGRADER_OUTPUTS = ("release", "submitted", "autograded", "feedback", "source_release")
 NOTEBOOKS = sorted(
-    path for path in (ROOT / "course").rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts
+    path
+    for path in (ROOT / "course").rglob("*.ipynb")
+    # nbgrader's working folders (course/release, submitted, …) hold generated copies, not sources
+    if not {".ipynb_checkpoints", *NBGRADER_OUTPUTS} & set(path.relative_to(ROOT / "course").parts)
 )
 WEEK_DIRS = {week.module for week in WEEKS}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks
