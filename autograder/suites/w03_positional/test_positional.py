@@ -499,7 +499,7 @@ def test_order_matters(student, gen):
     encodings = {
         "sinusoidal_encoding added to x": lambda z: _attend(z + pe, W),
         "apply_rope on q and k": lambda z: _attend(z, W, rope=lambda t: student.apply_rope(t, pos)),
-        "alibi_bias on the scores": lambda z: _attend(z, W, bias=student.alibi_bias(1, T, T)[0]),
+        "alibi_bias on the scores": lambda z: _attend(z, W, bias=student.alibi_bias(8, T, T)[0]),
     }
     for label, attend in encodings.items():
         out, swapped = attend(x), attend(x[perm])
