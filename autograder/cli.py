@@ -46,6 +46,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
     if args.sandbox_user:
         extra.append(f"--sandbox-user={args.sandbox_user}")
+    if args.only:
+        extra += ["-k", args.only]
     code, state = run_pytest(
         submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
     )
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--test-limit", type=float, help="seconds each test may spend in submission code")
     p.add_argument("--sandbox-user", help="run submission processes as this unprivileged user (needs root)")
+    p.add_argument("--only", metavar="EXPR", help="grade only the tests whose names match (pytest -k EXPR)")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")
     p.add_argument("--junit", help="write JUnit XML here")
