@@ -147,6 +147,8 @@ def nbgrader_rows(db: Path, schedule: Schedule | None) -> tuple[dict[str, dict],
     """{student: {"nb:<assignment>": score, "nb:<assignment>_late": …, …}} from nbgrader's database."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    if not db.is_file():  # nbgrader would quietly create an empty one
+        raise ValueError(f"no nbgrader database at {db}")
     out: dict[str, dict] = defaultdict(dict)
     columns: list[str] = []
     with Gradebook(f"sqlite:///{db.resolve()}") as gb:

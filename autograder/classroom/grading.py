@@ -71,8 +71,6 @@ def find_sandbox(mode: str = "auto", user: str = DEFAULT_USER) -> Sandbox:
     problems = []
     if sudo and not _ok([*sudo, "true"]):
         problems.append("neither root nor password-less sudo")
-    elif shutil.which("setpriv") is None or shutil.which("unshare") is None:
-        problems.append("setpriv/unshare (util-linux) are missing")
     if not problems:
         try:
             pwd.getpwnam(user)
@@ -82,15 +80,24 @@ def find_sandbox(mode: str = "auto", user: str = DEFAULT_USER) -> Sandbox:
             pwd.getpwnam(user)
         except KeyError:
             problems.append(f"cannot create the user {user}")
+    if not problems:
+        # The engine starts the submission processes as that user (subprocess, user=): check
+        # that this interpreter and torch are within that user's reach.
+        probe = (
+            "import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-I', '-c', 'import torch'], "
+            f"user={user!r}, capture_output=True).returncode)"
+        )
+        if not _ok([*sudo, sys.executable, "-I", "-c", probe]):
+            problems.append(f"user {user} cannot run {sys.executable} with torch")
     if problems:
         if mode == "user":
             raise RuntimeError("no sandbox: " + "; ".join(problems))
         return Sandbox()
     netns = [*sudo, "unshare", "--net", "--"]
-    if _ok([*netns, "true"]):
+    if shutil.which("unshare") and _ok([*netns, "true"]):
         return Sandbox(user, tuple(netns), network=False)
     if mode == "user":
-        raise RuntimeError("no sandbox: cannot create a network namespace")
+        raise RuntimeError("no sandbox: cannot create a network namespace (unshare --net)")
     return Sandbox(user, tuple(sudo), network=True)
 
 

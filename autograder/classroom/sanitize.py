@@ -6,9 +6,10 @@ keeps, per test, only its name (the first line of its docstring), status, points
 and cleans each message:
 
 * paths of the grading machine are replaced (the submission's by ``exercises/``);
-* any line of a hidden test or of a reference solution that appears in a message is redacted:
-  submission code that manages to read those files cannot mail them out through an exception;
-* long encoded blobs are removed and every message is capped in length.
+* a message that quotes any line of a hidden test or of a reference solution (or carries a long
+  encoded blob) is cut before the first quotation: submission code that manages to read those
+  files cannot mail them out through an exception;
+* every message is capped in length.
 
 What was redacted is counted (``redactions``) so the gradebook can point the instructor at it.
 """
@@ -24,6 +25,7 @@ MAX_MESSAGE = 1500
 MIN_LINE = 24  # shorter source lines are too generic to be worth redacting
 BLOB = re.compile(r"[A-Za-z0-9+/=_-]{120,}")
 REDACTED = "[redacted: grader source]"
+WITHHELD = "[the rest of this message quoted the grader's own files and was withheld]"
 
 
 def secret_lines(root: Path = ROOT) -> set[str]:
@@ -59,8 +61,12 @@ def clean_message(text: str, secret: set[str], paths: list[str]) -> tuple[str, i
         if line in text:
             redactions += text.count(line)
             text = text.replace(line, REDACTED)
-    text, blobs = BLOB.subn("[removed: long encoded text]", text)
+    text, blobs = BLOB.subn(REDACTED, text)
     redactions += blobs
+    if redactions:
+        # What surrounds a quoted grader line is grader source too (its short lines, its
+        # layout): keep the message up to the first quotation only.
+        text = text.split(REDACTED, 1)[0].rstrip() + "\n" + WITHHELD
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " […]"
     return text, redactions
