@@ -432,3 +432,51 @@ def test_engine_copy_hides_what_submission_code_must_not_read(tmp_path):
     if (engine / "solutions" / "w02_multihead.py").exists():
         assert (engine / "solutions" / "w02_multihead.py").stat().st_mode & 0o077 == 0
     assert (engine / "autograder" / "drivers.py").stat().st_mode & 0o004
+
+
+def test_student_side_feedback_and_request(tmp_path):
+    from autograder.classroom import student
+
+    report = {
+        "score": 3.0,
+        "max_score": 7.0,
+        "seed": 1,
+        "isolation": "process",
+        "grader_version": "0",
+        "weeks": {
+            "w01": {
+                "title": "Attention",
+                "score": 3.0,
+                "max_score": 7.0,
+                "tests": [
+                    {"name": "softmax", "status": "passed", "score": 3.0, "max_score": 3.0, "message": ""},
+                    {
+                        "name": "shapes",
+                        "status": "failed",
+                        "score": 0.0,
+                        "max_score": 4.0,
+                        "message": "shape (2, 5)",
+                    },
+                ],
+            }
+        },
+    }
+    summary, notices = student.feedback(report)
+    assert summary.startswith("## Public tests: 3 / 7") and "course/grade" in summary
+    assert "shapes" in summary and "shape (2, 5)" in summary
+    assert notices == [
+        "::notice title=Autograding complete::Points 3/7",
+        '::notice title=Autograding report::{"totalPoints": 3.0, "maxPoints": 7.0}',
+    ]
+    # Without the instructor's set-up the request is skipped, and the run does not fail.
+    assert student.request_grade({"GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "a" * 40}) == 0
+    with FakeGitHub(TOKEN) as github:
+        env = {
+            "GRADING_DISPATCH_TOKEN": "wrong",
+            "GRADING_REPOSITORY": "i/c",
+            "GITHUB_API_URL": github.url,
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_SHA": "a" * 40,
+        }
+        assert student.request_grade(env) == 0  # a rejected request is a warning, not a red run
+        assert github.calls and github.calls[0]["auth"] == "Bearer wrong" and github.dispatches() == []

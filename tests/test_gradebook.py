@@ -158,6 +158,7 @@ def test_histogram_and_summary(reports, tmp_path):
     assert "ben: 3 message part(s) redacted" in page
 
 
+@pytest.mark.filterwarnings("ignore:.*not in session.*")  # nbgrader's own SQLAlchemy use
 def test_nbgrader_scores_join_the_gradebook(reports, tmp_path, monkeypatch):
     nbgrader_api = pytest.importorskip("nbgrader.api")
     # Creating a database runs nbgrader's `alembic`, installed beside this interpreter.

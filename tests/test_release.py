@@ -176,3 +176,33 @@ def test_release_refuses_a_non_empty_directory_and_misused_options(tmp_path, cap
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
     with pytest.raises(SystemExit):
         release.main(["--out", str(tmp_path / "x"), "--weeks", "w01"])  # --weeks needs --solutions
+
+
+def test_solutions_branch_is_published_week_by_week(tmp_path):
+    from autograder.classroom import solutions
+    from autograder.schedule import parse_time
+
+    root = copy_course(tmp_path / "course-repo")
+    for nb in (root / "course").rglob("*.ipynb"):  # notebooks are covered above; keep this quick
+        nb.unlink()
+    remote = tmp_path / "template.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(remote))
+    schedule = root / "course" / "schedule.toml"
+
+    def publish(when: str) -> str:
+        return solutions.publish(str(remote), through=parse_time(when), root=root, schedule=schedule)
+
+    assert "nothing to publish" in publish("2027-01-18T00:00:00Z")  # before week 1 is due
+    assert "Solutions through w01" in publish("2027-01-22T00:00:00Z")  # deadline + late window
+    assert "already up to date" in publish("2027-01-23T00:00:00Z")
+    published = [w for w in WEEKS[:2] if module_path(root / "solutions", w) is not None]
+    publish("2027-01-29T00:00:00Z")
+    log = git(remote, "log", "--format=%s", "solutions").splitlines()
+    assert log[0].startswith("Solutions through w02") and log[1].startswith("Solutions through w01")
+    files = git(remote, "ls-tree", "-r", "--name-only", "solutions").splitlines()
+    assert "exercises/w01_attention.py" in files and ".github/workflows/classroom.yml" in files
+    in_solutions = sorted(f for f in files if f.startswith("solutions/"))
+    expected = ["solutions/__init__.py"] + [
+        f"solutions/{module_path(root / 'solutions', w).relative_to(root / 'solutions')}" for w in published
+    ]
+    assert in_solutions == sorted(expected)
