@@ -162,7 +162,7 @@ def grade_submission(
     """Grades ``student_dir`` (as written by `roster.fetch_one`); returns the report file."""
     meta = json.loads((student_dir / "meta.json").read_text())
     wrapper = dict(meta)
-    with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="grading-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         tmp.chmod(0o755)
         engine = engine_copy(tmp / "engine", weeks, root)
@@ -170,9 +170,11 @@ def grade_submission(
         shutil.copytree(student_dir / "submission", submission)
         for path in [submission, *submission.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+        # The grading run's HOME and TMPDIR, and where the report is written (as root, in the
+        # sandbox): not writable by the sandbox user, who could plant a link there. Submission
+        # processes get their own directories from the engine.
         out = tmp / "out"
-        out.mkdir()
-        out.chmod(0o1777)  # the grading run's HOME and TMPDIR: the sandbox user writes there too
+        out.mkdir(mode=0o755)
         report_file = out / "report.json"
         cmd = _command(sandbox, engine, submission, weeks, report_file, seed)
         budget = sum(w.limit_s for w in weeks) + 180
