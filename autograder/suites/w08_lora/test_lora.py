@@ -490,16 +490,18 @@ def test_base_weights_bit_identical_after_training(submission, gen):
     )
 
 
-# Threshold, measured on the reference over seeds 0–9 of this recipe: LoRA (r=2 on fc1
-# and head, 2.7% of the parameters trainable, 200 Adam steps) reaches 0.785–0.830 accuracy on
-# the second task; the pretrained model without fine-tuning scores 0.51–0.67 on it.
-LORA_ACCURACY = 0.73
+# Threshold, measured on the reference with this test's inputs for grading seeds 1–30: LoRA
+# (r=2 on fc1 and head, 2.7% of the parameters trainable, 200 Adam steps) reaches 0.740–0.830
+# accuracy on the second task; the pretrained model without fine-tuning (what a LoRA whose
+# factors never train gives) scores 0.564–0.643, and at most 0.666 over 10 more seeds.
+# 300 steps did not lift the worst seed (0.740), so the threshold sits half-way.
+LORA_ACCURACY = 0.70
 
 
 @pytest.mark.points(4)
 @pytest.mark.limit(40)
 def test_lora_finetune_reaches_threshold(submission, gen):
-    """LoRA with under 5% trainable parameters fine-tunes a pretrained model to ≥ 0.73 accuracy on a related task"""
+    """LoRA with under 5% trainable parameters fine-tunes a pretrained model to ≥ 0.70 accuracy on a related task"""
     x, y1, y2, x_test, y_test = _tasks(gen)
     seed = int(torch.randint(0, 1000, (1,), generator=gen))
     out = submission.run(
