@@ -501,6 +501,8 @@ def test_order_matters(student, gen):
         "apply_rope on q and k": lambda z: _attend(z, W, rope=lambda t: student.apply_rope(t, pos)),
         "alibi_bias on the scores": lambda z: _attend(z, W, bias=student.alibi_bias(8, T, T)[0]),
     }
+    # With the reference, the smallest change over 500 draws is 0.031 (RoPE), 0.057 (sinusoidal),
+    # 0.066 (ALiBi head 1): far above the 1e-4 that counts as "unchanged".
     for label, attend in encodings.items():
         out, swapped = attend(x), attend(x[perm])
         check(
