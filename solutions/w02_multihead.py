@@ -58,8 +58,8 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention (Vaswani et al., 2017), self- or cross-attention.
 
     Submodules (state-dict keys ``{name}.weight`` ``(d_model, d_model)`` and ``{name}.bias``
-    ``(d_model,)`` when ``bias``): ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj``.
-    ``dropout`` is applied to the attention weights in training mode only.
+    ``(d_model,)`` when ``bias``): ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj``; and
+    ``attn_dropout``, an ``nn.Dropout(dropout)`` on the attention weights (active in training only).
 
     forward(x (B, T_q, d_model), context (B, T_k, d_model) or None, mask or None, return_weights)
     -> out (B, T_q, d_model), plus weights (B, h, T_q, T_k) (before dropout) when ``return_weights``.
