@@ -57,7 +57,7 @@ def _reference_trajectory(init, x, y, steps, groups, defaults, lrs, snapshots, v
 
     The oracle is ``torch.optim.adamw.adamw``, the function ``torch.optim.AdamW.step`` runs
     (single-tensor path): calling it directly skips the optimizer class, whose constructor
-    imports ``torch._dynamo`` (seconds). tests/test_w07_oracles.py checks the two agree."""
+    imports ``torch._dynamo`` (seconds). tests/test_oracles_w07_w08.py checks the two agree."""
     model = TinyMLP(x.size(1), 10, y.size(1))
     model.load_state_dict(init)
     named = dict(model.named_parameters())

@@ -55,7 +55,7 @@ def closed_form(step: int, max_lr: float, warmup: int, total: int, min_lr: float
 
 def hf_cosine_with_warmup(step: int, max_lr: float, warmup: int, total: int) -> float:
     """transformers.get_cosine_schedule_with_warmup (num_cycles=0.5) times the base lr, written
-    out because importing transformers costs seconds. tests/test_w07_oracles.py checks this
+    out because importing transformers costs seconds. tests/test_oracles_w07_w08.py checks this
     function against the library itself."""
     if step < warmup:
         return max_lr * float(step) / float(max(1, warmup))
