@@ -48,8 +48,8 @@ class Dataset:
     description: str = ""
 
 
-def load_manifest(path: Path = MANIFEST) -> dict[str, Dataset]:
-    with open(path, "rb") as fh:
+def load_manifest(path: Path | None = None) -> dict[str, Dataset]:
+    with open(path or MANIFEST, "rb") as fh:
         table = tomllib.load(fh)
     return {name: Dataset(name=name, **fields) for name, fields in table.items()}
 

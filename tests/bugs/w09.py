@@ -1,0 +1,154 @@
+from . import Bug
+
+BUGS = [
+    # ------------------------------------------------------------------ model.py
+    Bug(
+        "attention not causal",
+        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)",
+        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)",
+        file="model.py",
+        catches="test_causality",
+    ),
+    Bug(
+        "post-LN blocks",
+        "            attn_out, weights = self.attn(self.ln1(x), rope), None\n"
+        "        x = x + attn_out  # normalise the branch input, never the stream itself\n"
+        "        x = x + self.mlp(self.ln2(x))",
+        "            attn_out, weights = self.attn(x, rope), None\n"
+        "        x = self.ln1(x + attn_out)\n"
+        "        x = self.ln2(x + self.mlp(x))",
+        file="model.py",
+        catches="test_forward_matches_oracle",
+    ),
+    Bug(
+        "no weight tying",
+        "self.lm_head.weight = self.tok_emb.weight  # weight tying: one (V, d) matrix, two uses",
+        "pass",
+        file="model.py",
+        catches="test_weight_tying_and_parameter_count",
+    ),
+    Bug(
+        "heads merged without transposing back",
+        "y = y.transpose(1, 2).contiguous().view(B, T, C)",
+        "y = y.contiguous().view(B, T, C)",
+        file="model.py",
+        catches="test_forward_matches_oracle",
+    ),
+    Bug(
+        "RoPE on half-split pairs",
+        "    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d_head/2) each\n"
+        "    rotated_even = x_even * cos - x_odd * sin\n"
+        "    rotated_odd = x_even * sin + x_odd * cos\n"
+        "    # Interleave back: (..., T, d_head/2, 2) -> (..., T, d_head).\n"
+        "    return torch.stack((rotated_even, rotated_odd), dim=-1).flatten(-2)",
+        "    half = x.size(-1) // 2\n"
+        "    x_even, x_odd = x[..., :half], x[..., half:]\n"
+        "    rotated_even = x_even * cos - x_odd * sin\n"
+        "    rotated_odd = x_even * sin + x_odd * cos\n"
+        "    return torch.cat((rotated_even, rotated_odd), dim=-1)",
+        file="model.py",
+        catches="test_rope_convention",
+    ),
+    # ------------------------------------------------------------------ data.py
+    Bug(
+        "targets not shifted",
+        "y = data[starts[:, None] + offsets + 1]",
+        "y = data[starts[:, None] + offsets]",
+        file="data.py",
+        catches="test_get_batch_windows_and_shift",
+    ),
+    Bug(
+        "last window never drawn",
+        "starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)",
+        "starts = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)",
+        file="data.py",
+        catches="test_get_batch_covers_every_window",
+    ),
+    # ------------------------------------------------------------------ tokenizers.py
+    Bug(
+        "character ids in order of first appearance",
+        "self.chars = sorted(set(chars))",
+        "self.chars = list(dict.fromkeys(chars))",
+        file="tokenizers.py",
+        catches="test_char_tokenizer_sorted_ids",
+    ),
+    Bug(
+        "BPE ties broken by dictionary order",
+        "pair = min(stats, key=lambda p: (-stats[p], p))",
+        "pair = max(stats, key=stats.get)",
+        file="tokenizers.py",
+        catches="test_bpe_merges_follow_the_rule",
+    ),
+    Bug(
+        "BPE merge consumes one id instead of two",
+        "i += 2  # both ids are consumed",
+        "i += 1",
+        file="tokenizers.py",
+        catches="test_bpe_merges_follow_the_rule",
+    ),
+    # ------------------------------------------------------------------ train.py
+    Bug(
+        "gradients never cleared",
+        "    optimizer.zero_grad(set_to_none=True)  # gradients accumulate otherwise\n",
+        "",
+        file="train.py",
+        catches="test_train_step_matches_adamw",
+    ),
+    Bug(
+        "no gradient clipping",
+        "    if grad_clip > 0:\n        clip_grad_norm(model.parameters(), grad_clip)\n",
+        "",
+        file="train.py",
+        catches="test_train_step_matches_adamw",
+    ),
+    Bug(
+        "evaluation with dropout on",
+        "    model.eval()\n    out = {}",
+        "    out = {}",
+        file="train.py",
+        catches="test_estimate_loss",
+    ),
+    Bug(
+        "resume forgets the batch generator",
+        '        batch_gen.set_state(checkpoint["rng"]["batches"])\n',
+        "",
+        file="train.py",
+        catches="test_checkpoint_round_trip_and_exact_resume",
+    ),
+    # ------------------------------------------------------------------ sample.py
+    Bug(
+        "sampling ignores the generator",
+        "next_id = torch.multinomial(probs, num_samples=1, generator=generator)",
+        "next_id = torch.multinomial(probs, num_samples=1)",
+        file="sample.py",
+        catches="test_seeded_sampling_is_reproducible",
+    ),
+    Bug(
+        "context not cropped to block_size",
+        "context = idx[:, -block_size:]",
+        "context = idx",
+        file="sample.py",
+        catches="test_seeded_sampling_is_reproducible",
+    ),
+    Bug(
+        "temperature ignored",
+        "            logits = logits / temperature\n",
+        "",
+        file="sample.py",
+        catches="test_sampling_follows_the_model",
+    ),
+    Bug(
+        "top-k drops the tied k-th logits",
+        'return logits.masked_fill(logits < kth, float("-inf"))',
+        'return logits.masked_fill(logits <= kth, float("-inf"))',
+        file="sample.py",
+        catches="test_top_k_filter",
+    ),
+    Bug(
+        "perplexity drops the last partial window",
+        "windows = [(s, min(T, n - s)) for s in range(0, n, T)]",
+        "windows = [(s, T) for s in range(0, n - T + 1, T)]",
+        file="sample.py",
+        catches="test_heldout_perplexity",
+    ),
+]
