@@ -24,6 +24,7 @@ import shutil
 import string
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -63,14 +64,52 @@ def assignment_dirs(course: Path) -> list[Path]:
     ]
 
 
+def nbgrader_problem(notebook: Path) -> str | None:
+    """Why ``nbgrader generate_assignment`` would refuse this source notebook (a solution region
+    in a cell without nbgrader metadata, say), checked with nbgrader's own preprocessors."""
+    import nbformat
+    from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearSolutions
+
+    nb = nbformat.read(str(notebook), as_version=nbformat.NO_CONVERT)
+    try:
+        for step in (CheckCellMetadata(), ClearSolutions(), ClearHiddenTests(), ClearMarkScheme()):
+            step.log.disabled = True  # the exception says it; nbgrader would also log it
+            nb, _ = step.preprocess(nb, {})
+    except Exception as exc:  # noqa: BLE001 - nbgrader raises plain RuntimeError/ValueError
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def strip_notebook(source: Path, dest: Path) -> None:
+    """The student version of a notebook nbgrader cannot release, by nbgrader's preprocessors
+    without their metadata checks: solution regions become stubs, hidden tests and mark schemes
+    go, outputs are cleared. Safe to hand out, but nbgrader cannot autograde it."""
+    import nbformat
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
+
+    nb = nbformat.read(str(source), as_version=nbformat.NO_CONVERT)
+    for step in (
+        ClearSolutions(enforce_metadata=False),
+        ClearHiddenTests(enforce_metadata=False),
+        ClearMarkScheme(enforce_metadata=False),
+        ClearOutput(),
+    ):
+        nb, _ = step.preprocess(nb, {})
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest))
+
+
 def release_notebooks(root: Path = ROOT) -> Path | None:
-    """Runs ``nbgrader generate_assignment`` on every assignment of ``root/course`` with the
+    """Runs ``nbgrader generate_assignment`` on the assignments of ``root/course`` with the
     course's nbgrader_config.py. Returns nbgrader's release folder (None without notebooks).
 
     This also records each assignment's cells in course/gradebook.db, which `nbgrader autograde`
-    needs later: releasing and autograding use the same database."""
+    needs later: releasing and autograding use the same database. An assignment whose notebook
+    nbgrader refuses is released by `strip_notebook` instead, with a warning: it is safe to hand
+    out but cannot be autograded until its cell metadata is fixed."""
     course = root / "course"
-    if not assignment_dirs(course):
+    assignments = assignment_dirs(course)
+    if not assignments:
         return None
     if not (course / "nbgrader_config.py").exists():
         raise ReleaseError(f"{course}/nbgrader_config.py is missing: nbgrader cannot release the notebooks")
@@ -78,15 +117,45 @@ def release_notebooks(root: Path = ROOT) -> Path | None:
         import nbgrader  # noqa: F401
     except ImportError:
         raise ReleaseError("releasing the notebooks needs nbgrader: pip install -e '.[instructor]'") from None
+    refused = {}
+    for assignment in assignments:
+        for notebook in sorted(assignment.glob("*.ipynb")):
+            problem = nbgrader_problem(notebook)
+            if problem:
+                refused.setdefault(assignment.name, []).append(f"{notebook.name}: {problem}")
+    release = course / "release"
     env = dict(os.environ)
     # nbgrader upgrades its database with the `alembic` command, found next to this interpreter.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # One nbgrader run for every assignment: it carries on past a notebook it refuses.
+    started = time.time()
     cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force", "--log-level=WARN"]
     proc = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
+    missing = [
+        f"{a.name}/{nb.name}"
+        for a in assignments
+        if a.name not in refused
+        for nb in a.glob("*.ipynb")
+        if not (release / a.name / nb.name).exists()
+        or (release / a.name / nb.name).stat().st_mtime < started - 1
+    ]
+    if missing or (proc.returncode != 0 and not refused):
         tail = (proc.stdout + proc.stderr)[-4000:]
-        raise ReleaseError(f"nbgrader generate_assignment failed in {course}:\n{tail}")
-    return course / "release"
+        raise ReleaseError(f"nbgrader generate_assignment failed in {course} ({', '.join(missing)}):\n{tail}")
+    for name, problems in refused.items():
+        target = release / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(course / name, target, ignore=shutil.ignore_patterns("*.ipynb", *IGNORED))
+        for notebook in sorted((course / name).glob("*.ipynb")):
+            strip_notebook(notebook, target / notebook.name)
+        print(
+            f"course release: warning: nbgrader cannot release course/{name} ({'; '.join(problems)}); "
+            "its solution regions were stripped with nbgrader's preprocessors, but it cannot be "
+            "autograded until its cells carry nbgrader metadata",
+            file=sys.stderr,
+        )
+    return release
 
 
 # --------------------------------------------------------------------------- building the tree
@@ -156,7 +225,13 @@ def _weeks_table(root: Path) -> str:
         due = ""
         if schedule is not None:
             due = schedule.weeks[week.id].deadline.strftime("%Y-%m-%d %H:%M")
-        rows.append(f"| {week.number} | `exercises/{week.module}.py` | {week.title} | {due} |")
+        ref = module_path(root / "solutions", week)
+        where = (
+            f"exercises/{week.module}/"
+            if ref is not None and ref.name == "__init__.py"
+            else f"exercises/{week.module}.py"
+        )
+        rows.append(f"| {week.number} | `{where}` | {week.title} | {due} |")
     return "\n".join(rows)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,24 +16,21 @@ GIT_ID = ["-c", "user.name=Test Student", "-c", "user.email=student@example.inva
 
 
 def copy_course(dest: Path) -> Path:
-    """What `course release` reads, copied so that nbgrader's files stay out of the repository."""
-    ignore = shutil.ignore_patterns(
-        "__pycache__",
-        "*.pyc",
-        ".ipynb_checkpoints",
-        "release",
-        "submitted",
-        "autograded",
-        "feedback",
-        "gradebook.db",
-    )
+    """What `course release` reads, as committed (HEAD): a clean checkout, as CI and an
+    instructor releasing would have, without work in progress and with nbgrader's files kept
+    out of the repository."""
     dest.mkdir(parents=True)
-    for name in ("autograder", "exercises", "solutions", "course"):
-        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    (dest / "datasets").mkdir()
-    if (ROOT / "datasets" / "manifest.toml").exists():
-        shutil.copy2(ROOT / "datasets" / "manifest.toml", dest / "datasets" / "manifest.toml")
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    paths = ["autograder", "exercises", "solutions", "course", "datasets", "pyproject.toml"]
+    tracked = subprocess.run(
+        ["git", "ls-tree", "--name-only", "HEAD", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD", *tracked.stdout.split()],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
 
@@ -89,8 +85,10 @@ def hidden_suite_lines(root: Path = ROOT, min_len: int = 30) -> set[str]:
     return {line for line in lines if line not in public}
 
 
-def leaks(tree: Path, secret_lines: set[str]) -> list[str]:
-    """Files of ``tree`` holding marked regions, notebook outputs or any of ``secret_lines``."""
+def leaks(tree: Path, solution_lines: set[str], hidden_lines: set[str], copied: int = 5) -> list[str]:
+    """Files of ``tree`` holding marked regions, notebook outputs, any line of the reference's
+    solution regions, or a copy of hidden tests (``copied`` or more of their lines: a notebook
+    may share an idiom or two with a hidden test, such as building a causal mask)."""
     found = []
     for path in sorted(p for p in tree.rglob("*") if p.is_file() and ".git" not in p.relative_to(tree).parts):
         rel = path.relative_to(tree)
@@ -107,7 +105,10 @@ def leaks(tree: Path, secret_lines: set[str]) -> list[str]:
         for no, line in enumerate(text.splitlines(), 1):
             if MARKER_LINE.match(line):
                 found.append(f"{rel}:{no}: marker {line.strip()}")
-        found += [f"{rel}: secret line {s[:60]!r}" for s in secret_lines if s in text]
+        found += [f"{rel}: reference line {s[:60]!r}" for s in solution_lines if s in text]
+        hidden = [s for s in hidden_lines if s in text]
+        if len(hidden) >= copied:
+            found.append(f"{rel}: {len(hidden)} lines of the hidden tests, e.g. {hidden[0][:60]!r}")
     return found
 
 

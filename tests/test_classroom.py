@@ -27,7 +27,7 @@ from autograder.classroom.grading import engine_copy, grading_seed
 from autograder.classroom.roster import find_student, load_roster
 from autograder.sync import _enclosing_function, find_regions, make_stub
 from autograder.weeks import get_week
-from tests.classroom_support import FakeGitHub, git, hidden_suite_lines, solution_region_lines
+from tests.classroom_support import FakeGitHub, copy_course, git, hidden_suite_lines, solution_region_lines
 from tests.helpers import ROOT
 
 TOKEN = "test-token"
@@ -130,7 +130,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def school(tmp_path_factory):
     base = tmp_path_factory.mktemp("class")
-    template = release.build(base / "template", released=None)
+    template = release.build(base / "template", root=copy_course(base / "course-repo"), released=None)
     remotes = base / "remotes"
     github = FakeGitHub(TOKEN).__enter__()
     shas = {}

@@ -72,7 +72,7 @@ def test_template_layout(trees):
     readme = (template / "README.md").read_text()
     assert "course test 1" in readme and "hidden" in readme.lower() and "course/grade" in readme
     for week in WEEKS:
-        assert f"exercises/{week.module}.py" in readme
+        assert f"exercises/{week.module}.py" in readme or f"exercises/{week.module}/" in readme
 
 
 def test_template_holds_no_solution_hidden_test_or_reference_output(trees):
@@ -80,9 +80,12 @@ def test_template_holds_no_solution_hidden_test_or_reference_output(trees):
     assert not (template / "solutions").exists()
     assert not (template / "autograder" / "suites").exists()
     assert not (template / "autograder" / "templates").exists()
-    secret = solution_region_lines(root) | hidden_suite_lines(root)
-    assert len(secret) > 50, "the scan needs material to look for"
-    assert leaks(template, secret) == []
+    solution, hidden = solution_region_lines(root), hidden_suite_lines(root)
+    assert len(solution) > 50 and len(hidden) > 50, "the scan needs material to look for"
+    assert leaks(template, solution, hidden) == []
+    # The scan can fail: a stub with the reference pasted in, a hidden test file copied over.
+    assert leaks(root / "solutions", solution, hidden)
+    assert leaks(root / "autograder" / "suites", solution, hidden)
     # The released notebooks are nbgrader's student version: stubs where solutions were.
     notebooks = list((template / "course").rglob("*.ipynb"))
     assert notebooks
@@ -206,3 +209,23 @@ def test_solutions_branch_is_published_week_by_week(tmp_path):
         f"solutions/{module_path(root / 'solutions', w).relative_to(root / 'solutions')}" for w in published
     ]
     assert in_solutions == sorted(expected)
+
+
+def test_a_notebook_nbgrader_refuses_is_still_stripped(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x  # the secret\n    ### END SOLUTION"
+        ),
+        nbformat.v4.new_code_cell("print(f(2))", outputs=[nbformat.v4.new_output("stream", text="4\n")]),
+    ]
+    source = tmp_path / "broken.ipynb"
+    nbformat.write(nb, str(source))
+    assert "non-solution cell" in release.nbgrader_problem(source)  # no nbgrader metadata on the cell
+    release.strip_notebook(source, tmp_path / "out" / "broken.ipynb")
+    stripped = (tmp_path / "out" / "broken.ipynb").read_text()
+    assert "the secret" not in stripped and "BEGIN SOLUTION" not in stripped
+    assert "raise NotImplementedError()" in stripped and '"outputs": []' in stripped
