@@ -123,11 +123,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, attr: str = "main"):
-    def run(args: argparse.Namespace) -> int:
-        return importlib.import_module(module).__getattribute__(attr)(args.rest)
-
-    return run
+# Commands with parsers of their own: their arguments go to them untouched.
+DELEGATED = {
+    "release": ("autograder.release", "main", "build the student template (or --solutions tree)"),
+    "gradebook": ("autograder.gradebook", "main", "class gradebook from grade reports"),
+    "data": ("autograder.data", "main", "fetch a dataset into the cache, verifying sha256"),
+    "train": ("autograder.capstone", "train_main", "train the capstone Mini-GPT"),
+    "sample": ("autograder.capstone", "sample_main", "sample from a capstone checkpoint"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,21 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission")
     p.set_defaults(func=cmd_diff)
 
-    delegated = {
-        "release": ("autograder.release", "build the student template (or --solutions tree)"),
-        "gradebook": ("autograder.gradebook", "class gradebook from grade reports"),
-        "data": ("autograder.data", "fetch a dataset into the cache, verifying sha256"),
-        "train": ("autograder.capstone", "train the capstone Mini-GPT"),
-        "sample": ("autograder.capstone", "sample from a capstone checkpoint"),
-    }
-    for name, (module, text) in delegated.items():
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module, "main" if name not in ("train", "sample") else f"{name}_main"))
+    for name, (_module, _attr, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)  # listed in --help; run by main()
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        module, attr, _ = DELEGATED[argv[0]]
+        return getattr(importlib.import_module(module), attr)(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

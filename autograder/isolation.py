@@ -198,6 +198,12 @@ class InProcessSession(_SessionBase):
         self._host = None
 
 
+def _primary_group(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 class Zygote:
     """A `python -I` process that has imported torch and forks one child per session."""
 
@@ -225,7 +231,10 @@ class Zygote:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # The sandbox user's own group only: not root's group or supplementary groups.
             user=user,
+            group=_primary_group(user) if user else None,
+            extra_groups=[] if user else None,
         )
         child.close()
         self.control = parent
