@@ -445,10 +445,12 @@ def train(config: TrainConfig) -> TrainResult:
                 save_checkpoint(run_dir / "best.pt", {k: v for k, v in state.items() if k != "optimizer"})
         run.log(
             f"step {step}: train {losses['train']:.4f}, val {losses['val']:.4f} "
-            f"(perplexity {math.exp(losses['val']):.2f}); saved ckpt.pt{' and best.pt' if improved else ''}"
+            f"(perplexity {math.exp(losses['val']):.2f}); saved ckpt.pt{' and best.pt' if improved else ''}; "
+            f"{time.perf_counter() - started:.1f} s since the start"
         )
         return losses
 
+    started = time.perf_counter()  # wall time of the loop: evaluations and compilation included
     losses: dict[str, float] = {}
     if step == 0:
         losses = evaluate_and_save(0)
