@@ -173,6 +173,11 @@ def _train(model, x, y, steps: int, lr: float, batch: int = 64) -> None:
     model.train()
     for idx in torch.randint(0, x.size(0), (steps, batch)):
         loss = F.cross_entropy(model(x[idx]), y[idx])
+        if not loss.requires_grad:
+            raise RuntimeError(
+                "the model's output does not depend on any trainable parameter: after apply_lora, gradients "
+                "must reach lora_A and lora_B (nn.Parameter, used in forward without detach)"
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()

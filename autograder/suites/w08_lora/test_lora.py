@@ -227,6 +227,7 @@ def test_dropout_only_on_lora_input(submission, gen):
     check_close(
         evaluated, _lora_out(x, W, b, A, B, s), what="LoRALinear(dropout=0.5) in eval mode", atol=1e-5,
         hint="nn.Dropout is the identity in eval mode; use an nn.Dropout module, not F.dropout(training=True).",
+        diagnose=_scaling_bugs(x, W, b, A, B, d, 3.0),
     )  # fmt: skip
     branch = (train - F.linear(x, W, b)) / s  # = dropout(x) Aᵀ Bᵀ
     recovered = branch @ torch.linalg.inv(A.T @ B.T)  # = dropout(x), if dropout is on the input
@@ -264,6 +265,7 @@ def test_merge_unmerge(submission, gen):
         hint="merge adds scaling · B @ A, shape (d_out, d_in), to base.weight.",
         diagnose=[
             (W + B @ A, "merge() added B @ A without the scaling alpha/r."),
+            (W + (r / alpha) * B @ A, "merge() scaled B @ A by r/alpha; the scaling is alpha/r."),
             (W, "merge() did not change base.weight."),
         ],
     )
