@@ -25,6 +25,7 @@ from autograder.drivers_w08 import (
     outputs_in_modes,
     requires_grad_map,
 )
+from autograder.weeks import ROOT
 
 pytestmark = pytest.mark.w08
 
@@ -362,6 +363,31 @@ def test_apply_lora_wraps_exactly_the_targets(submission, gen):
             what=f"the model's output right after apply_lora ({label})",
             atol=1e-5,
         )
+
+
+@pytest.mark.points(2)
+def test_apply_lora_on_week2_attention(submission, student, gen):
+    """apply_lora on week 2's MultiHeadAttention wraps q_proj and v_proj and leaves its output unchanged"""
+    if not (ROOT / "solutions" / "w02_multihead.py").exists():
+        pytest.skip("week 2's reference is not in this repository")
+    d, r = 16, 2
+    mha = submission.module("w02_multihead").MultiHeadAttention(d, 4)
+    x = randn(gen, 2, 5, d)
+    before = mha(x)
+    returned = student.apply_lora(mha, r=r, alpha=4.0)
+    check_close(mha(x), before, what="MultiHeadAttention's output right after apply_lora", atol=1e-6)
+    trainable = student.count_parameters(returned, trainable_only=True)
+    check_equal(
+        trainable,
+        2 * r * (d + d),
+        what="trainable parameters of MultiHeadAttention(16, 4) after apply_lora(r=2)",
+        hint="q_proj and v_proj are wrapped, r·(d_in + d_out) each; everything else is frozen.",
+    )
+    keys = sorted(k for k in mha.state_dict() if "lora_" in k)
+    check(
+        keys == ["q_proj.lora_A", "q_proj.lora_B", "v_proj.lora_A", "v_proj.lora_B"],
+        f"the LoRA tensors of the wrapped attention are {keys}; expected q_proj's and v_proj's lora_A / lora_B.",
+    )
 
 
 @pytest.mark.points(3)
