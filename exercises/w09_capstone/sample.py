@@ -150,7 +150,7 @@ def plot_attention(weights: torch.Tensor, tokens: list[str], title: str = ""):
     rows = math.ceil(n_heads / cols)
     size = 0.28 * len(tokens) + 1.5
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
-    labels = [repr(t)[1:-1] for t in tokens]  # show "\n" and spaces legibly
+    labels = [t.replace(" ", "␣").replace("\n", "\\n") for t in tokens]  # spaces and newlines visible
     for h, ax in enumerate(axes.flat):
         if h >= n_heads:
             ax.axis("off")
