@@ -4,8 +4,8 @@
 
 nanoGPT's configuration (its README's CPU command): 4 layers, 4 heads, d=128, block 64,
 batch 12, lr 1e-3 with 100 warm-up steps and cosine decay to 1e-4 at 2000, dropout 0,
-AdamW (0.9, 0.99) with weight decay 0.1, gradient clipping at 1. The only change here is the
-position scheme: rotary embeddings (``--no-rope`` for a learned table, as nanoGPT).
+AdamW (0.9, 0.99) with weight decay 0.1, gradient clipping at 1. The changes here: rotary
+position embeddings (``--no-rope`` for a learned table, as nanoGPT) and the fused AdamW kernel.
 
 Prints the median milliseconds per iteration (forward, backward, clipping, AdamW; evaluation
 steps excluded), the validation loss the run's own evaluation reports at the end (20
@@ -58,6 +58,7 @@ def main() -> None:
         seed=args.seed,
         device="cpu",
         threads=args.threads,
+        fused_adamw=True,  # one kernel for the AdamW update (about 5 ms less per step on one core)
         progress=False,
     )
     with tempfile.TemporaryDirectory() as tmp:
