@@ -273,7 +273,12 @@ def zygote_main(control_fd: int) -> None:
 
 if __name__ == "__main__":
     sys.path.append(sys.argv[2])  # the trusted project root, for drivers (op_run)
-    import torch.nn  # noqa: F401  - warm the imports every child will need
+    # Warm the imports children need, once, here: building any optimizer pulls in
+    # torch._dynamo, which costs seconds per child otherwise. Nothing is computed before
+    # forking, so no thread pool exists yet to be copied into a child.
+    import torch._dynamo  # noqa: F401
+    import torch.nn  # noqa: F401
     import torch.nn.functional  # noqa: F401
+    import torch.optim  # noqa: F401
 
     zygote_main(int(sys.argv[1]))
