@@ -333,7 +333,10 @@ def encoder_state(gen, model, V: int, d: int, L: int, max_len: int, ffn: int) ->
 def oracle_encoder(sd: dict, ids: torch.Tensor, n_heads: int, L: int, attention_mask=None) -> torch.Tensor:
     """The same encoder with ``nn.TransformerEncoderLayer`` (pre-LN, exact GELU) and F.layer_norm."""
     d = sd["tok_emb.weight"].size(1)
-    T = ids.size(1)
+    B, T = ids.shape
+    hidden_keys = None  # torch's convention: True = may *not* attend, one (T, T) mask per batch·head
+    if attention_mask is not None:
+        hidden_keys = (~attention_mask)[:, None, None, :].expand(B, n_heads, T, T).reshape(B * n_heads, T, T)
     x = sd["tok_emb.weight"][ids] + sd["pos_emb.weight"][:T]
     for i in range(L):
         p = f"blocks.{i}."
@@ -360,9 +363,8 @@ def oracle_encoder(sd: dict, ids: torch.Tensor, n_heads: int, L: int, attention_
                 getattr(layer, theirs).weight.copy_(sd[f"{p}{mine}.weight"])
                 getattr(layer, theirs).bias.copy_(sd[f"{p}{mine}.bias"])
         layer.train()  # the readable path (the fused inference path treats padding differently)
-        pad = None if attention_mask is None else ~attention_mask
         with torch.no_grad():
-            x = layer(x, src_key_padding_mask=pad)
+            x = layer(x, src_mask=hidden_keys)
     return F.layer_norm(x, (d,), sd["ln_f.weight"], sd["ln_f.bias"], eps=1e-5)
 
 
