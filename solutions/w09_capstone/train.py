@@ -307,8 +307,9 @@ class RunLog:
             with open(self.metrics, newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
             self._write_rows(rows)
-        elif not self.metrics.exists():
+        else:  # a new run (a folder left by a run that crashed before its first checkpoint starts over)
             self._write_rows([])
+            (run_dir / "log.txt").unlink(missing_ok=True)
 
     def _write_rows(self, rows: list[dict]) -> None:
         with open(self.metrics, "w", newline="") as fh:
@@ -404,10 +405,12 @@ def train(config: TrainConfig) -> TrainResult:
             torch.cuda.set_rng_state(
                 checkpoint["rng"]["cuda"][min(ddp.rank, len(checkpoint["rng"]["cuda"]) - 1)]
             )
-    model = torch.compile(raw_model) if config.compile else raw_model
-    eval_model = model
-    if ddp.enabled:
+    model = raw_model
+    if ddp.enabled:  # averages the gradients over the processes during backward()
         model = DDP(model, device_ids=[ddp.local_rank] if device.type == "cuda" else None)
+    if config.compile:  # compile last: with DDP, the compiler splits graphs at gradient buckets
+        model = torch.compile(model)
+    eval_model = raw_model if ddp.enabled else model  # evaluation needs no gradient averaging
 
     run = RunLog(run_dir, ddp.main, resume_step=step if checkpoint else None)
     if ddp.main:
