@@ -28,13 +28,15 @@ def model_facts(model) -> dict:
     }
 
 
-def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clip: float, opt: dict):
-    """Load ``state``, build the package's optimizer (week 7 groups) and run `train_step` on
-    each (x, y) batch. Returns (losses, state dict after every step)."""
+def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clip: float, opt: dict, eps: float):
+    """Load ``state``, build the package's optimizer (week 7 groups; Adam's ``eps`` set here)
+    and run `train_step` on each (x, y) batch. Returns (losses, state dict after every step)."""
     model.load_state_dict(state)
     model.train()
     config = replace(pkg.TrainConfig(), **opt)
     optimizer = pkg.make_optimizer(model, config, torch.device("cpu"))
+    for group in optimizer.param_groups:
+        group["eps"] = eps
     losses, states = [], []
     for (x, y), lr in zip(batches, lrs):
         loss = pkg.train_step(model, optimizer, x, y, lr=lr, grad_clip=grad_clip)

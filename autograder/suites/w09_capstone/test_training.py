@@ -33,6 +33,13 @@ def _windows(data: torch.Tensor, starts: torch.Tensor, T: int):
 
 
 # --------------------------------------------------------------------------- train_step
+# Adam's eps for the replay. At the default 1e-8, Adam's first update is nearly lr·sign(g), so
+# float noise in a near-zero gradient element can flip a whole ±lr step between two correct
+# implementations (measured: 4e-4 between fused and explicit attention). At 1e-3 the update is
+# a smooth function of the gradient.
+ADAM_EPS = 1e-3
+
+
 def _replay(sd, batches, lrs, clip, opt, n_heads, variant=""):
     """train_step done here: oracle forward, autograd, clip_grad_norm_, torch AdamW."""
     params = {k: v.clone().requires_grad_(True) for k, v in sd.items() if k != "lm_head.weight"}
@@ -42,7 +49,7 @@ def _replay(sd, batches, lrs, clip, opt, n_heads, variant=""):
     groups = [{"params": matrices, "weight_decay": decay}, {"params": vectors, "weight_decay": 0.0}]
     if variant == "decay everything":
         groups = [{"params": matrices + vectors, "weight_decay": decay}]
-    optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]))
+    optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=ADAM_EPS)
     states, losses = [], []
     for (x, y), lr in zip(batches, lrs):
         if variant != "lr never set":
@@ -86,7 +93,7 @@ def test_train_step_matches_adamw(student, submission, gen):
     lrs, clip = [3e-2, 1e-2], 0.05  # the gradient norm of these models is well above 0.05: clipping acts
     opt = {"lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99}
     losses, states = submission.run(
-        train_steps, student, new_model(student, cfg), sd, batches, lrs, clip, opt
+        train_steps, student, new_model(student, cfg), sd, batches, lrs, clip, opt, ADAM_EPS
     )
     expected_losses, expected_states = _replay(sd, batches, lrs, clip, opt, cfg["n_heads"])
     variants = {
@@ -95,7 +102,8 @@ def test_train_step_matches_adamw(student, submission, gen):
     check_close(losses[0], expected_losses[0], what="loss returned by train_step", atol=1e-5, rtol=1e-5)
     for step in range(2):
         for name, want in expected_states[step].items():
-            # Largest difference measured against the reference over 10 seeds: 6e-8.
+            # Measured over 10 seeds: 0 for the reference (the same ops as the replay); 1.2e-7 for
+            # explicit-softmax attention in place of the fused kernel.
             check_close(
                 states[step][name],
                 want,
