@@ -68,11 +68,16 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """Rotate each interleaved pair ``(x[..., 2i], x[..., 2i+1])`` of x (..., T, d_head) by
     its angle; cos, sin (T, d_head // 2) from `rope_angles`. Returns the same shape."""
     ### BEGIN SOLUTION
-    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d_head/2) each
-    rotated_even = x_even * cos - x_odd * sin
-    rotated_odd = x_even * sin + x_odd * cos
-    # Interleave back: (..., T, d_head/2, 2) -> (..., T, d_head).
-    return torch.stack((rotated_even, rotated_odd), dim=-1).flatten(-2)
+    if torch.compiler.is_compiling():
+        # The rotation written with real numbers: the compiler fuses these products into one kernel.
+        x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d_head/2) each
+        rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
+        return rotated.flatten(-2)  # interleave back: (..., T, d_head/2, 2) -> (..., T, d_head)
+    # The same rotation in complex numbers: the pair x[2i] + i·x[2i+1] turned by θ is a product
+    # with e^{iθ} = cos θ + i·sin θ. Eagerly, one complex product beats four real ones.
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (..., T, d_head/2)
+    rotated = pairs * torch.complex(cos, sin)
+    return torch.view_as_real(rotated).flatten(-2).type_as(x)  # (..., T, d_head)
     ### END SOLUTION
 
 

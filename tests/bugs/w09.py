@@ -36,16 +36,13 @@ BUGS = [
     ),
     Bug(
         "RoPE on half-split pairs",
-        "    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d_head/2) each\n"
-        "    rotated_even = x_even * cos - x_odd * sin\n"
-        "    rotated_odd = x_even * sin + x_odd * cos\n"
-        "    # Interleave back: (..., T, d_head/2, 2) -> (..., T, d_head).\n"
-        "    return torch.stack((rotated_even, rotated_odd), dim=-1).flatten(-2)",
+        "    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (..., T, d_head/2)\n"
+        "    rotated = pairs * torch.complex(cos, sin)\n"
+        "    return torch.view_as_real(rotated).flatten(-2).type_as(x)",
         "    half = x.size(-1) // 2\n"
-        "    x_even, x_odd = x[..., :half], x[..., half:]\n"
-        "    rotated_even = x_even * cos - x_odd * sin\n"
-        "    rotated_odd = x_even * sin + x_odd * cos\n"
-        "    return torch.cat((rotated_even, rotated_odd), dim=-1)",
+        "    pairs = torch.complex(x[..., :half].float(), x[..., half:].float())\n"
+        "    rotated = pairs * torch.complex(cos, sin)\n"
+        "    return torch.cat((rotated.real, rotated.imag), dim=-1).type_as(x)",
         file="model.py",
         catches="test_rope_convention",
     ),
