@@ -11,7 +11,8 @@ Prints the median milliseconds per iteration (forward, backward, clipping, AdamW
 steps excluded), the validation loss the run's own evaluation reports at the end (20
 batches, as nanoGPT's ``--eval_iters=20``), and a steadier estimate over 200 batches.
 Anchors measured on the course's 2-core machine with nanoGPT: 47.8 ms/iter, 1.8857 at 2000.
-Figures to read, not assertions.
+Measured here on the same machine (quiet, 2 threads): RoPE 45.9 ms/iter, val 1.7902 (1.7818 over
+200 batches); ``--no-rope`` 41.6 ms/iter, val 1.9028 (1.8948). Figures to read, not assertions.
 """
 
 from __future__ import annotations
