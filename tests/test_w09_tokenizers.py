@@ -3,8 +3,6 @@ save/load, and byte-level BPE checked against Hugging Face `tokenizers` given th
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
