@@ -27,9 +27,7 @@ from .checks import GradingFailure
 from .isolation import (
     InProcessSession,
     IsolatedSession,
-    SubmissionCrash,
     SubmissionError,
-    SubmissionTimeout,
     Zygote,
 )
 from .weeks import ROOT, WEEKS, reference_modules
@@ -212,16 +210,8 @@ def submission(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def student(submission):
-    """The test's own week module, as a proxy. A module whose import hangs or kills the
-    process is not retried by every test: later tests get the first failure at once."""
-    name = submission.module_name
-    if name in submission.import_failures:
-        raise submission.import_failures[name]
-    try:
-        return submission.module()
-    except (SubmissionTimeout, SubmissionCrash) as exc:
-        submission.import_failures[name] = exc
-        raise
+    """The test's own week module, as a proxy."""
+    return submission.module()
 
 
 # --------------------------------------------------------------------------- outcomes
