@@ -1,6 +1,6 @@
 """Prints the wall time of each week's suite under process isolation and in-process.
 
-    python benchmarks/isolation.py [WEEK ...]
+    python benchmarks/isolation.py [WEEK ...] [--repeat N]
 
 SPEC: a hidden suite takes <= 10 s on 2 CPU cores (capstone <= 30 s) under isolation, and
 isolation costs at most 1.5x the in-process time. These are figures to read, not
@@ -27,7 +27,13 @@ def timed(args: list[str]) -> float:
 
 
 def main() -> None:
-    weeks = [get_week(a) for a in sys.argv[1:]] or [
+    args = sys.argv[1:]
+    repeat = 3
+    if "--repeat" in args:
+        i = args.index("--repeat")
+        repeat = int(args[i + 1])
+        del args[i : i + 2]
+    weeks = [get_week(a) for a in args] or [
         w for w in WEEKS if (ROOT / "autograder/suites" / w.module).is_dir()
     ]
     course = [sys.executable, "-m", "autograder", "grade", "--seed", "1"]
@@ -39,8 +45,8 @@ def main() -> None:
     rows = [[w] for w in weeks] + ([weeks] if len(weeks) > 1 else [])
     for group in rows:
         ids = [w.id for w in group]
-        process = min(timed([*course, "--weeks", *ids, "--isolation", "process"]) for _ in range(3))
-        inproc = min(timed([*course, "--weeks", *ids, "--isolation", "none"]) for _ in range(3))
+        process = min(timed([*course, "--weeks", *ids, "--isolation", "process"]) for _ in range(repeat))
+        inproc = min(timed([*course, "--weeks", *ids, "--isolation", "none"]) for _ in range(repeat))
         label = ids[0] + " " + group[0].slug if len(group) == 1 else f"all ({len(group)} weeks)"
         print(f"{label:<28}{process:>12.2f}{inproc:>10.2f}{process / inproc:>8.2f}")
 
