@@ -25,6 +25,7 @@ import importlib.util
 import io
 import os
 import pickle
+import re
 import resource
 import signal
 import socket
@@ -83,6 +84,8 @@ class Host:
         self.objects: dict[int, object] = {}
         self.next_id = 1
         self._install_package(submission_dir, reference)
+        project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        _PATH_ROOTS[:] = [(os.path.abspath(submission_dir), ""), (project, "<course>/")]
 
     # The submission directory becomes a package (named ``package``) without running its
     # __init__.py: ``from .w04_blocks import X`` inside a student module then resolves
@@ -188,7 +191,21 @@ def describe_exception(exc: BaseException) -> dict:
     ]
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))
-    return {"type": type(exc).__name__, "message": str(exc)[:4000], "traceback": text[-8000:]}
+    message = shorten_paths(str(exc))
+    return {"type": type(exc).__name__, "message": message[:4000], "traceback": shorten_paths(text)[-8000:]}
+
+
+# Paths of the grading machine are nobody's business: installed packages and the standard
+# library are named relative to their roots, the submission relative to itself.
+_PATH_ROOTS: list[tuple[str, str]] = []
+_SITE = re.compile(r"[^\s\"']*/(?:site|dist)-packages/")
+_STDLIB = re.compile(r"[^\s\"']*/lib/python3\.\d+/")
+
+
+def shorten_paths(text: str) -> str:
+    for root, label in _PATH_ROOTS:
+        text = text.replace(root.rstrip("/") + "/", label)
+    return _STDLIB.sub("<python>/", _SITE.sub("<site-packages>/", text))
 
 
 # --------------------------------------------------------------------------- the zygote
