@@ -17,21 +17,26 @@ def write_json(report: dict, path: Path) -> None:
 _ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "skipped": "⏭️"}
 
 
+def week_table(weeks: dict) -> list[str]:
+    """Markdown rows: points and passed tests per week (shared with the classroom reports)."""
+    lines = ["| week | score | passed |", "|---|---:|---:|"]
+    for week_id, week in weeks.items():
+        passed = sum(t["status"] == "passed" for t in week["tests"])
+        lines.append(
+            f"| {week_id} {week.get('title', '')} | {week['score']:g} / {week['max_score']:g} "
+            f"| {passed} / {len(week['tests'])} |"
+        )
+    return lines
+
+
 def to_markdown(report: dict) -> str:
     lines = [
         f"## Grade: {report['score']:g} / {report['max_score']:g}",
         "",
         f"seed `{report['seed']}` · isolation `{report['isolation']}` · grader {report['grader_version']}",
         "",
-        "| week | score | passed |",
-        "|---|---:|---:|",
+        *week_table(report["weeks"]),
     ]
-    for week_id, week in report["weeks"].items():
-        passed = sum(t["status"] == "passed" for t in week["tests"])
-        lines.append(
-            f"| {week_id} {week.get('title', '')} | {week['score']:g} / {week['max_score']:g} "
-            f"| {passed} / {len(week['tests'])} |"
-        )
     for week_id, week in report["weeks"].items():
         failing = [t for t in week["tests"] if t["status"] != "passed"]
         if not failing:

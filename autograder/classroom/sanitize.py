@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..report import week_table
 from ..weeks import ROOT
 
 MAX_MESSAGE = 1500
@@ -129,15 +130,8 @@ def to_markdown(public: dict) -> str:
         "",
         f"commit {head}",
         "",
-        "| week | score | passed |",
-        "|---|---:|---:|",
+        *week_table(public["weeks"]),
     ]
-    for week_id, week in public["weeks"].items():
-        passed = sum(t["status"] == "passed" for t in week["tests"])
-        lines.append(
-            f"| {week_id} {week['title']} | {week['score']:g} / {week['max_score']:g} "
-            f"| {passed} / {len(week['tests'])} |"
-        )
     for week_id, week in public["weeks"].items():
         failing = [t for t in week["tests"] if t["status"] != "passed"]
         if not failing:
