@@ -1,74 +1,54 @@
 """The submission side of the trust boundary: the code that runs *with* student code.
 
-This file is the only part of the grader that ever executes a submission. It is kept
-self-contained (standard library + torch) because it is run as a script with `python -I`,
-which puts neither the current directory nor PYTHON* variables on the import path.
+This file is the only part of the grader that ever executes a submission. It is run as a
+script with `python -I` (neither the current directory nor PYTHON* variables on the import
+path); the engine's root comes as an argument, and only the standard library, torch and the
+engine's own `wire` and `landlock` modules are imported from there.
 
 Two ways in:
 
-* ``python -I _host.py FD``: a *zygote*. It imports torch once, then waits on the control
-  socket FD. Each request hands it a fresh socket; it forks a child that loads the
-  submission, serves calls on that socket, and dies with the test. Forking from a process
-  that already imported torch is what makes a child start in milliseconds.
+* ``python -I _host.py FD ROOT``: a *zygote*. It imports torch once, then waits on the
+  control socket FD. Each request hands it a fresh socket; it forks a child that enters the
+  sandbox (`_enter_sandbox`), loads the submission, serves calls on that socket, and dies with
+  the test. Forking from a process that already imported torch is what makes a child start in
+  milliseconds. Under a sandbox user the zygote stays root and each child drops to that user,
+  so no submission can signal or trace the zygote.
 * ``Host`` used directly (``--isolation none``): the same object table, in-process.
 
 What crosses back to the grader is *data only*: tensors, numbers, strings and
 lists/tuples/dicts of them, serialised with ``torch.save`` and read by the grader with
-``torch.load(weights_only=True)``, which never unpickles code. Anything else (a module, a
-function, an optimizer) stays here and is named by a reference id.
+`autograder.wire.decode_reply` (``torch.load(weights_only=True)`` within bounds), which never
+unpickles code. Anything else (a module, a function, an optimizer) stays here and is named by
+a reference id.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import io
-import os
-import pickle
-import re
-import resource
-import signal
-import socket
-import struct
 import sys
-import traceback
-import types
 
-import torch
+if __name__ == "__main__":
+    sys.path.append(sys.argv[2])  # the trusted engine root: `autograder.*`, drivers (op_run)
+
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+import pickle  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import types  # noqa: E402
+
+import torch  # noqa: E402
+
+from autograder.wire import dump_data, recv_frame, send_frame  # noqa: E402
 
 REF_KEY = "__remote_ref__"
 NDARRAY_KEY = "__ndarray__"
-_HEADER = struct.Struct("!Q")
-MAX_FRAME = 256 << 20  # 256 MiB; a larger reply is treated as a protocol violation
-
-
-# --------------------------------------------------------------------------- wire format
-def send_frame(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(_HEADER.pack(len(payload)) + payload)
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            raise EOFError("peer closed the connection")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def recv_frame(sock: socket.socket) -> bytes:
-    (n,) = _HEADER.unpack(recv_exact(sock, _HEADER.size))
-    if n > MAX_FRAME:
-        raise EOFError(f"frame of {n} bytes exceeds the {MAX_FRAME}-byte limit")
-    return recv_exact(sock, n)
-
-
-def dump_data(obj) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- the object table
@@ -209,25 +189,91 @@ def shorten_paths(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- the zygote
-def _limit_resources(memory_bytes: int, cpu_seconds: int, max_processes: int | None) -> None:
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 1, 4, 36
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def _limit_resources(spec: dict) -> None:
     with open("/proc/self/statm") as f:
         vm_pages = int(f.read().split()[0])
-    current = vm_pages * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (current + memory_bytes, current + memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    address_space = vm_pages * os.sysconf("SC_PAGE_SIZE") + spec["memory_bytes"]
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_CPU, (spec["cpu_seconds"], spec["cpu_seconds"] + 5))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if max_processes:  # meaningful under a dedicated sandbox user only (the limit is per user)
-        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["file_bytes"], spec["file_bytes"]))
+    # Counted per user: under the sandbox user every process of that user is this run's;
+    # otherwise the user's other processes are counted in, and the budget goes on top.
+    uid = spec["uid"] if spec.get("uid") is not None else os.getuid()
+    nproc = spec["processes"] + (0 if spec.get("uid") is not None else _processes_of(uid))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _enter_sandbox(spec: dict) -> None:
+    """Everything between the fork and the submission's first line, in this order: own
+    session, own control group, own working directory (made here, inside a root the
+    submission's user cannot write, so nothing can be swapped in), limits, the user, Landlock."""
+    os.setsid()  # its own process group, so the grader can kill it and anything it spawns
+    for procs in spec.get("cgroup_procs") or ():
+        with open(procs, "w") as fh:
+            fh.write(str(os.getpid()))
+    workdir, uid, gid = spec["workdir"], spec.get("uid"), spec.get("gid")
+    os.mkdir(workdir, 0o700)
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    if uid is not None:
+        os.fchown(fd, uid, gid)
+    os.fchdir(fd)
+    os.close(fd)
+    _limit_resources(spec)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise RuntimeError("could not become the sandbox user")
+    # Not dumpable: other processes of the same user cannot read this one's memory, files or
+    # environment through /proc (a user switch does this already; without one it is explicit).
+    _prctl(_PR_SET_DUMPABLE, 0)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file over the limit fails its write(), no kill
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.dup2(out, fd)
+        os.close(out)
+    os.environ.clear()
+    os.environ.update(
+        {
+            "PATH": "/usr/bin:/bin",
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "MPLCONFIGDIR": workdir,
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    tempfile.tempdir = workdir
+    if spec.get("landlock", True):
+        from autograder import landlock
+
+        landlock.restrict([workdir])
 
 
 def _serve_child(conn: socket.socket, spec: dict) -> None:
-    os.setsid()  # its own process group, so the grader can kill it and anything it spawns
-    os.chdir(spec["workdir"])
-    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-        out = os.open(os.path.join(spec["workdir"], name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(out, fd)
-        os.close(out)
-    _limit_resources(spec["memory_bytes"], spec["cpu_seconds"], spec.get("max_processes"))
+    _enter_sandbox(spec)
     torch.manual_seed(0)
     try:
         host = Host(spec["package"], spec["submission_dir"], spec["reference"])
@@ -268,8 +314,48 @@ def _fork_spare(control: socket.socket) -> tuple[int, socket.socket]:
     return pid, mine
 
 
+def _children() -> set[int]:
+    """This process's children (orphans of finished tests are re-parented here)."""
+    me = os.getpid()
+    found = set()
+    try:
+        for task in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{task}/children") as fh:
+                found.update(int(p) for p in fh.read().split())
+        return found
+    except OSError:
+        pass
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == me:
+                    found.add(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def reap(keep: int | None, timeout: float = 3.0) -> None:
+    """Kill every child but ``keep``, again and again, until none is left: a process that
+    forks while it is being killed leaves orphans, and they come back here."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        victims = _children() - {keep}
+        if not victims:
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, os.WNOHANG)  # a zombie is collected here (unless SIGCHLD is ignored)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        time.sleep(0.005)
+
+
 def zygote_main(control_fd: int) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    # Orphans of a test (a double-forked daemon) become this process's children, to be reaped.
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     control = socket.socket(fileno=control_fd)
     spare_pid, spare = _fork_spare(control)
     send_frame(control, b"ready")
@@ -278,18 +364,23 @@ def zygote_main(control_fd: int) -> None:
             data, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, 1)
         except OSError:
             break
-        if not data or not fds:
+        if not data:
+            break
+        if data == b"reap":  # the end of a test: nothing but the spare may live on
+            reap(keep=spare_pid)
+            send_frame(control, b"reaped")
+            continue
+        if not fds:
             break
         socket.send_fds(spare, [data], fds)  # the spec goes on to the waiting child
         os.close(fds[0])
         spare.close()
         send_frame(control, struct.pack("!q", spare_pid))
         spare_pid, spare = _fork_spare(control)
-    os.kill(spare_pid, signal.SIGKILL)
+    reap(keep=None)
 
 
 if __name__ == "__main__":
-    sys.path.append(sys.argv[2])  # the trusted project root, for drivers (op_run)
     # Warm the imports children need, once, here: building any optimizer pulls in
     # torch._dynamo, which costs seconds per child otherwise. Nothing is computed before
     # forking, so no thread pool exists yet to be copied into a child.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
@@ -16,21 +17,38 @@ def _week_list(values: list[str] | None):
     return [get_week(v) for v in values] if values else None
 
 
+@contextlib.contextmanager
+def reaping_orphans():
+    """Whatever a submission left running is this process's child by the end (a subreaper
+    inherits orphans), and is killed before the command returns: nothing outlives a grade."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    try:
+        yield
+    finally:
+        from ._host import reap
+
+        reap(keep=None)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from .grade import default_submission, resolve_weeks, run_pytest
 
     submission = Path(args.submission) if args.submission else default_submission(for_grading=False)
     weeks = _week_list(args.weeks) or resolve_weeks(None, submission)
     extra = ["--tb=short", "-p", "no:warnings", "-q"]
-    code, _ = run_pytest(
-        submission,
-        weeks,
-        seed=args.seed,
-        isolation=args.isolation,
-        public_only=args.public,
-        quiet=False,
-        extra=extra,
-    )
+    with reaping_orphans():
+        code, _ = run_pytest(
+            submission,
+            weeks,
+            seed=args.seed,
+            isolation=args.isolation,
+            public_only=args.public,
+            quiet=False,
+            extra=extra,
+        )
     return code
 
 
@@ -46,14 +64,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
     if args.sandbox_user:
         extra.append(f"--sandbox-user={args.sandbox_user}")
+    if args.memory_limit:
+        extra.append(f"--memory-limit={args.memory_limit}")
     if args.only:
         extra += ["-k", args.only]
-    code, state = run_pytest(
-        submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
-    )
-    if state is None or code in (3, 4) or state.grader_errors:
-        problems = "; ".join(state.grader_errors) if state else f"pytest exit code {code}"
-        print(f"course grade: grading could not run ({problems})", file=sys.stderr)
+    extra += list(getattr(args, "engine_options", []))
+    with reaping_orphans():
+        code, state = run_pytest(
+            submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
+        )
+    if state is None or code in (3, 4):
+        print(f"course grade: grading could not run (pytest exit code {code})", file=sys.stderr)
         return 2
     report = build_report(state, weeks, submission)
     # Reports are written only now, after every submission process has been killed.
@@ -70,6 +91,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
                 fh.write(f"result={encoded}\n")
     print(render.to_markdown(report))
+    if state.grader_errors:
+        print("course grade: the grader itself failed; the report says where:", file=sys.stderr)
+        for problem in state.grader_errors:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -162,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--test-limit", type=float, help="seconds each test may spend in submission code")
     p.add_argument("--sandbox-user", help="run submission processes as this unprivileged user (needs root)")
+    p.add_argument(
+        "--memory-limit", type=int, metavar="MIB", help="memory of each test's submission processes together"
+    )
     p.add_argument("--only", metavar="EXPR", help="grade only the tests whose names match (pytest -k EXPR)")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")

@@ -1,17 +1,20 @@
 """`course data NAME [--from PATH]`: the course's datasets, verified by size and sha256.
 
-`datasets/manifest.toml` records each dataset (file name, origin URL, sha256, size). A
-dataset lives in the cache, `datasets/cache/` (git-ignored; `COURSE_DATA_CACHE` moves it).
-It gets there in one of three ways, each verified before the file is used:
+`datasets/manifest.toml` records each dataset (file name, origin URL, sha256, size, and whether
+the repository ships it). A dataset marked ``shipped`` lives in `datasets/` itself (tiny
+Shakespeare, public-domain text, 1.1 MB): it works on a fresh clone with no network, in the
+student template and in the grader's sandbox. Every other dataset lives in the cache,
+`datasets/cache/` (git-ignored; `COURSE_DATA_CACHE` moves it), and gets there in one of three
+ways, each verified before the file is used:
 
-* ``course data shakespeare`` downloads it from its origin (with `pooch`);
-* ``course data shakespeare --from PATH`` copies a local file;
+* ``course data NAME`` downloads it from its origin (with `pooch`);
+* ``course data NAME --from PATH`` copies a local file;
 * code that calls :func:`dataset_path` and finds ``COURSE_DATA_FROM`` set (a file, or a
-  folder holding the dataset's file name) copies that file in on first use: this is how
-  CI and the graders point at a shared copy without a network.
+  folder holding the dataset's file name) copies that file in on first use.
 
-A file whose size or checksum differs (truncated, corrupted, another version) is refused
-with a message that says so; nothing unverified ever lands in the cache.
+Either way the shipped copy is tried first and the checksum is checked. A file whose size or
+checksum differs (truncated, corrupted, another version) is refused with a message that says
+so; nothing unverified is ever used.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Dataset:
     sha256: str
     size: int
     description: str = ""
+    shipped: bool = False  # the file is part of the repository, in datasets/
 
 
 def load_manifest(path: Path | None = None) -> dict[str, Dataset]:
@@ -94,6 +98,15 @@ def verify(path: Path, ds: Dataset) -> None:
 
 def _cached(ds: Dataset, cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / ds.file
+
+
+def shipped_path(ds: Dataset, manifest: Path | None = None) -> Path | None:
+    """The repository's own verified copy of ``ds``, if it ships one."""
+    if not ds.shipped:
+        return None
+    path = (manifest or MANIFEST).parent / ds.file
+    verify(path, ds)  # a shipped file edited by accident is refused like any other
+    return path
 
 
 def install_from(name: str, source: Path, cache: Path | None = None) -> Path:
@@ -163,10 +176,13 @@ def download(name: str, url: str | None = None, cache: Path | None = None, progr
 def dataset_path(name: str = "shakespeare", *, fetch: bool = False) -> Path:
     """The path of a verified copy of dataset ``name``.
 
-    Looks in the cache, then at ``COURSE_DATA_FROM``; with ``fetch=True`` downloads it as a
-    last resort. Raises `DatasetError` with the command to run when it is not available.
+    Takes the shipped copy, else looks in the cache, then at ``COURSE_DATA_FROM``; with
+    ``fetch=True`` downloads it as a last resort. Raises `DatasetError` with the command to run when it is not available.
     """
     ds = get_dataset(name)
+    shipped = shipped_path(ds)
+    if shipped is not None:
+        return shipped
     cached = _cached(ds)
     source = os.environ.get(ENV_FROM)
     if cached.exists():
@@ -195,12 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.name:
         for ds in load_manifest().values():
-            state = "cached" if _cached(ds).exists() else "not fetched"
+            state = "shipped" if ds.shipped else "cached" if _cached(ds).exists() else "not fetched"
             print(f"{ds.name:<14}{ds.size:>12,} bytes  {state:<12} {ds.description}")
         return 0
     try:
+        shipped = shipped_path(get_dataset(args.name))
         if args.source:
             path = install_from(args.name, Path(args.source))
+        elif shipped is not None and not args.url:
+            path = shipped  # nothing to fetch: the repository has it, verified just now
         else:
             path = download(args.name, url=args.url)
     except DatasetError as exc:

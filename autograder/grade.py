@@ -97,6 +97,11 @@ def build_report(state: State, weeks: list[Week], submission: Path) -> dict:
         "submission": str(submission),
         "seed": state.seed,
         "isolation": state.isolation,
+        "sandbox": state.describe_sandbox(),
+        # False when the grader itself failed somewhere: the listed problems are not the
+        # submission's, and the affected tests must be graded again.
+        "complete": not state.grader_errors,
+        "grader_errors": list(state.grader_errors),
         "grader_version": __version__,
         "python": sys.version.split()[0],
         "weeks": report_weeks,
@@ -105,7 +110,9 @@ def build_report(state: State, weeks: list[Week], submission: Path) -> dict:
 
 def resolve_weeks(keys: list[str] | None, submission: Path) -> list[Week]:
     if keys:
-        return [get_week(k) for k in keys]
+        # In course order whatever the order asked: an earlier week's tests always run (and
+        # finish) before a later week loads that week's reference beside a submission.
+        return sorted({get_week(k) for k in keys}, key=lambda w: w.number)
     # Default: every week whose module exists in the submission (or all, if none does).
     present = [
         w for w in WEEKS if (submission / f"{w.module}.py").exists() or (submission / w.module).is_dir()

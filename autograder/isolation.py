@@ -12,25 +12,25 @@ debugging only, never for an authoritative grade.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import pickle
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from . import _host
-from ._host import NDARRAY_KEY, REF_KEY, recv_frame, send_frame
+from ._host import NDARRAY_KEY, REF_KEY
+from .cgroups import Groups
+from .wire import ReplyError, decode_reply, dump_data, recv_frame, send_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,15 +167,18 @@ class _SessionBase:
         return self._request(request, f"{fn.__name__}(…)")
 
     def source(self, name: str | None = None) -> str:
-        """The text of a submission module, read as a file: never executed here."""
+        """The text of a submission module, read as a file (never executed here, no link
+        followed, nothing but a regular file of at most 1 MiB opened)."""
         name = name or self.module_name
-        path = Path(self.submission_dir) / f"{name}.py"
-        if not path.exists():
-            path = Path(self.submission_dir) / name / "__init__.py"
-        try:
-            return path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise SubmissionError(f"cannot read {path.name}: {exc}") from exc
+        base = Path(self.submission_dir)
+        for parts in ((f"{name}.py",), (name, "__init__.py")):
+            try:
+                return open_regular(base, *parts).decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SubmissionError(f"cannot read {'/'.join(parts)}: {exc}") from None
+        raise SubmissionError(f"cannot read {name}.py: there is no such file in your submission")
 
 
 class InProcessSession(_SessionBase):
@@ -200,7 +203,7 @@ class InProcessSession(_SessionBase):
         request = pickle.loads(pickle.dumps(_to_wire(request)))
         reply = self._host.handle(request)
         # The same data-only round trip as the isolated path, so both modes agree.
-        reply = torch.load(io.BytesIO(_host.dump_data(reply)), weights_only=True)
+        reply = decode_reply(dump_data(reply))
         return self._unwrap_reply(reply, label, missing)
 
     def close(self) -> None:
@@ -209,26 +212,75 @@ class InProcessSession(_SessionBase):
         self._host = None
 
 
-def _primary_group(user: str) -> int:
-    import pwd
+@dataclass(frozen=True)
+class SandboxUser:
+    """The unprivileged user submission processes run as (the zygote stays root)."""
 
-    return pwd.getpwnam(user).pw_gid
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def lookup(cls, name: str) -> SandboxUser:
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise GraderError(f"there is no user {name!r} to run submissions as") from None
+        if entry.pw_uid == 0:
+            raise GraderError(f"user {name!r} is root: submissions must run unprivileged")
+        if os.geteuid() != 0:
+            raise GraderError("running submissions as another user needs root")
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per test, across all of the test's processes where a control group holds them."""
+
+    memory_bytes: int = 4 << 30
+    processes: int = 128
+    file_bytes: int = 256 << 20  # largest file a submission may write
+
+
+class GraderError(RuntimeError):
+    """Grading itself failed (not the submission's fault): the report says so."""
+
+
+class ZygoteFailure(RuntimeError):
+    """The zygote died, stopped or answered nonsense."""
+
+
+SPAWN_TIMEOUT = 10.0  # a pre-forked child is handed over in milliseconds
+
+
+def kill_user(user: SandboxUser) -> None:
+    """Kill every process of ``user`` (in this PID namespace) at once: a process running as
+    that user sends SIGKILL to -1, which the kernel delivers to all of them atomically with
+    respect to fork, so nothing can multiply its way out."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(user.gid, user.gid, user.gid)
+            os.setresuid(user.uid, user.uid, user.uid)
+            if os.getuid() == user.uid != 0:  # never as root: -1 would mean everyone
+                os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 class Zygote:
     """A `python -I` process that has imported torch and forks one child per session."""
 
-    def __init__(self, env: dict[str, str] | None = None, user: str | None = None):
-        self._lock = threading.Lock()
+    def __init__(self, workroot: Path, env: dict[str, str] | None = None):
         parent, child = socket.socketpair()
-        self.workroot = Path(tempfile.mkdtemp(prefix="grader-"))
-        self.user = user
-        if user:  # children then write only to their own directories, owned by that user
-            shutil.chown(self.workroot, user)
         clean_env = {
             "PATH": "/usr/bin:/bin",
-            "HOME": str(self.workroot),
-            "TMPDIR": str(self.workroot),
+            "HOME": str(workroot),
+            "TMPDIR": str(workroot),
             "LANG": "C.UTF-8",
             # One thread per child: the tests' models are tiny, and the grader works beside them.
             # A driver that trains something larger may raise it with torch.set_num_threads.
@@ -239,15 +291,11 @@ class Zygote:
             [sys.executable, "-I", str(Path(_host.__file__)), str(child.fileno()), str(PROJECT_ROOT)],
             pass_fds=(child.fileno(),),
             env=clean_env,
-            cwd=self.workroot,
+            cwd=workroot,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            # The sandbox user's own group only: not root's group or supplementary groups.
-            user=user,
-            group=_primary_group(user) if user else None,
-            extra_groups=[] if user else None,
         )
         child.close()
         self.control = parent
@@ -256,21 +304,41 @@ class Zygote:
     def _wait_ready(self) -> None:
         # Started early (while pytest collects) and awaited only here: the two imports of
         # torch overlap instead of adding up.
-        self.control.settimeout(120)
-        if recv_frame(self.control) != b"ready":
-            raise RuntimeError("the grading zygote did not start")
-        self.control.settimeout(30)
+        try:
+            self.control.settimeout(180)
+            if recv_frame(self.control) != b"ready":
+                raise ZygoteFailure("the grading zygote did not start")
+        except (OSError, EOFError) as exc:
+            raise ZygoteFailure(f"the grading zygote did not start ({exc})") from None
         self._ready = True
+
+    def _ask(self, data: bytes, fds: list[int]) -> bytes:
+        if not self._ready:
+            self._wait_ready()
+        try:
+            socket.send_fds(self.control, [data], fds)
+            return recv_frame(self.control, time.monotonic() + SPAWN_TIMEOUT, limit=64)
+        except (OSError, EOFError, ValueError) as exc:
+            state = "stopped or too slow" if isinstance(exc, TimeoutError) else "gone"
+            raise ZygoteFailure(f"the grading zygote is {state} ({type(exc).__name__})") from None
 
     def spawn(self, spec: dict) -> tuple[int, socket.socket]:
         mine, theirs = socket.socketpair()
-        with self._lock:
-            if not self._ready:
-                self._wait_ready()
-            socket.send_fds(self.control, [pickle.dumps(spec)], [theirs.fileno()])
-            (pid,) = struct.unpack("!q", recv_frame(self.control))
-        theirs.close()
+        try:
+            (pid,) = struct.unpack("!q", self._ask(pickle.dumps(spec), [theirs.fileno()]))
+        except struct.error:
+            mine.close()
+            raise ZygoteFailure("the grading zygote answered nonsense") from None
+        except ZygoteFailure:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
         return pid, mine
+
+    def reap(self) -> None:
+        if self._ask(b"reap", []) != b"reaped":
+            raise ZygoteFailure("the grading zygote answered nonsense")
 
     def close(self) -> None:
         try:
@@ -278,10 +346,136 @@ class Zygote:
         finally:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
             self.proc.wait(timeout=10)
-            shutil.rmtree(self.workroot, ignore_errors=True)
+
+
+class Spawner:
+    """The grader's supply of submission processes for one grading run: a zygote (restarted
+    when it dies or stops, which is reported as the grader's trouble, never the student's), the
+    sandbox user, the run's control groups and the root of the per-test directories."""
+
+    def __init__(
+        self,
+        user: SandboxUser | None = None,
+        limits: Limits = Limits(),
+        landlock: bool = True,
+        cgroups: bool = True,
+    ):
+        self.user, self.limits, self.landlock = user, limits, landlock
+        # The per-test directories' root belongs to the grader: a submission can enter its own
+        # directory (0711 lets it through) but can neither list nor add nor swap entries here.
+        self.workroot = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.workroot.chmod(0o711 if user else 0o700)
+        self.groups = Groups.create() if cgroups else None
+        self.restarts = 0
+        self.zygote = Zygote(self.workroot)
+        self._counter = itertools.count()
+
+    def describe(self) -> dict:
+        from . import landlock
+
+        return {
+            "user": self.user.name if self.user else None,
+            "landlock_abi": landlock.abi_version() if self.landlock else 0,
+            "cgroup": self.groups.version if self.groups else None,
+            "memory_bytes": self.limits.memory_bytes,
+            "processes": self.limits.processes,
+            "file_bytes": self.limits.file_bytes,
+            "limits_per": "test" if self.groups else "process",
+            "zygote_restarts": self.restarts,
+        }
+
+    def _restart(self) -> None:
+        self.zygote.close()
+        self.restarts += 1
+        self.zygote = Zygote(self.workroot)
+
+    def spawn(self, cpu_seconds: int, submission: dict) -> Child:
+        """A submission process for one test; ``submission`` names the package to load."""
+        name = f"child-{next(self._counter)}"
+        leaf = self.groups.leaf(name, self.limits.memory_bytes, self.limits.processes) if self.groups else None
+        spec = {
+            **submission,
+            "workdir": str(self.workroot / name),
+            "uid": self.user.uid if self.user else None,
+            "gid": self.user.gid if self.user else None,
+            "cgroup_procs": leaf.procs if leaf else [],
+            "memory_bytes": self.limits.memory_bytes,
+            "processes": self.limits.processes,
+            "file_bytes": self.limits.file_bytes,
+            "cpu_seconds": cpu_seconds,
+            "landlock": self.landlock,
+        }
+        problem = None
+        for _ in range(2):
+            try:
+                return Child(self, *self.zygote.spawn(spec), Path(spec["workdir"]), leaf)
+            except ZygoteFailure as exc:
+                problem = exc
+                self._restart()
+        if leaf:
+            leaf.remove()
+        raise GraderError(f"submission processes could not be started: {problem}")
+
+    def end(self, child: Child) -> None:
+        """Nothing of a finished test lives on: its group, its user's processes (atomically),
+        its process group, and whatever was orphaned to the zygote."""
+        if child.leaf:
+            child.leaf.kill()
+            child.leaf.remove()
+        if self.user:
+            kill_user(self.user)
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.zygote.reap()
+        except ZygoteFailure:
+            self._restart()  # killed or stopped by the test that just ended: a fresh one
+        shutil.rmtree(child.workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        self.zygote.close()
+        if self.user:
+            kill_user(self.user)
+        if self.groups:
+            self.groups.close()
+        shutil.rmtree(self.workroot, ignore_errors=True)
+
+
+@dataclass
+class Child:
+    spawner: Spawner
+    pid: int
+    conn: socket.socket
+    workdir: Path
+    leaf: object = None
+
+
+def open_regular(base: Path, *parts: str, limit: int = 1 << 20) -> bytes:
+    """The bytes of ``base/parts…`` if every part is a real directory or a regular file (no
+    link followed, no FIFO or device opened, nothing larger than ``limit`` read)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(base, flags | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(parts[-1], flags, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{'/'.join(parts)} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{'/'.join(parts)} is larger than {limit:,} bytes")
+        return os.read(fd, limit + 1)[:limit]
+    finally:
+        os.close(fd)
 
 
 class IsolatedSession(_SessionBase):
@@ -289,89 +483,78 @@ class IsolatedSession(_SessionBase):
 
     def __init__(
         self,
-        zygote: Zygote,
+        spawner: Spawner,
         submission_dir,
         week: str,
         module_name: str,
         reference: dict[str, str],
         limit: float,
-        memory_bytes: int = 4 << 30,
     ):
-        self.zygote = zygote
+        self.spawner = spawner
         self.submission_dir = str(Path(submission_dir).resolve())
         self.week, self.module_name = week, module_name
         self.reference = reference
         self.limit = limit  # seconds of wall clock, counted from the child's start
         self.deadline = float("inf")
-        self.memory_bytes = memory_bytes
-        self.pid = None
-        self.conn = None
-        self.workdir = None
+        self.child: Child | None = None
         self.dead = False
 
     def _start(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="child-", dir=self.zygote.workroot))
-        if self.zygote.user:
-            shutil.chown(self.workdir, self.zygote.user)
-        cpu = max(5, int(self.limit) * 2 + 5)
-        spec = {
-            "package": "submission",
-            "submission_dir": self.submission_dir,
-            "reference": self.reference,
-            "workdir": str(self.workdir),
-            "memory_bytes": self.memory_bytes,
-            "cpu_seconds": cpu,
-            "max_processes": 512 if self.zygote.user else None,
-        }
-        self.pid, self.conn = self.zygote.spawn(spec)
+        submission = {"package": "submission", "submission_dir": self.submission_dir}
+        self.child = self.spawner.spawn(
+            max(5, int(self.limit) * 2 + 5), {**submission, "reference": self.reference}
+        )
         # Waiting for the zygote to finish importing torch is the grader's time, not the test's.
         self.deadline = time.monotonic() + self.limit
 
-    def _request(self, request, label: str, missing=None):
-        if self.dead:
-            raise SubmissionCrash(f"{label}: the submission process already died earlier in this test")
-        if self.conn is None:
-            self._start()
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            self._kill()
-            raise SubmissionTimeout(f"{label}: out of time (the test's time limit was used up)")
+    def _exchange(self, request, label: str):
+        conn = self.child.conn
         try:
-            self.conn.settimeout(remaining)
-            send_frame(self.conn, pickle.dumps(_to_wire(request)))
-            payload = recv_frame(self.conn)
+            send_frame(conn, pickle.dumps(_to_wire(request)))
+            payload = recv_frame(conn, self.deadline)
         except TimeoutError:
             self._kill()
             raise SubmissionTimeout(
                 f"{label} did not return in time: an infinite loop, or far too slow?"
             ) from None
+        except ReplyError as exc:
+            self._kill()
+            raise SubmissionCrash(f"{label}: {exc}") from None
         except (EOFError, OSError) as exc:
             self._kill()
             raise SubmissionCrash(
                 f"{label}: the submission process exited or crashed during the call "
-                f"(os._exit, a segfault, or the memory limit?) [{exc}]"
+                f"(os._exit, a segfault, or the memory limit?) [{type(exc).__name__}]"
             ) from None
         try:
-            reply = torch.load(io.BytesIO(payload), weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - anything unreadable is the child's fault
+            return decode_reply(payload, self.deadline)
+        except TimeoutError:
             self._kill()
-            raise SubmissionCrash(
-                f"{label}: the submission sent back something that is not data ({exc})"
-            ) from None
-        return self._unwrap_reply(reply, label, missing)
+            raise SubmissionTimeout(f"{label}: out of time while its reply was read") from None
+        except ReplyError as exc:
+            self._kill()
+            raise SubmissionCrash(f"{label}: {exc}") from None
+
+    def _request(self, request, label: str, missing=None):
+        if self.dead:
+            raise SubmissionCrash(f"{label}: the submission process already died earlier in this test")
+        if self.child is None:
+            self._start()
+        if self.deadline - time.monotonic() <= 0:
+            self._kill()
+            raise SubmissionTimeout(f"{label}: out of time (the test's time limit was used up)")
+        return self._unwrap_reply(self._exchange(request, label), label, missing)
 
     def _kill(self) -> None:
         self.dead = True
-        if self.pid:
+        if self.child is not None:
             try:
-                os.killpg(self.pid, signal.SIGKILL)
+                os.killpg(self.child.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        if self.conn is not None:
-            self.conn.close()
+            self.child.conn.close()
 
     def close(self) -> None:
-        if self.conn is not None and not self.dead:
+        if self.child is not None:
             self._kill()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.spawner.end(self.child)

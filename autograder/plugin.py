@@ -13,6 +13,7 @@ with the package installed. Fixtures for tests:
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import time
@@ -25,10 +26,13 @@ import torch
 
 from .checks import GradingFailure
 from .isolation import (
+    GraderError,
     InProcessSession,
     IsolatedSession,
+    Limits,
+    SandboxUser,
+    Spawner,
     SubmissionError,
-    Zygote,
 )
 from .weeks import ROOT, WEEKS, reference_modules
 
@@ -54,12 +58,30 @@ class State:
     submission_dir: Path
     seed: int
     isolation: str
-    zygote: Zygote | None = None
+    spawner: Spawner | None = None
     week_spent: dict[str, float] = field(default_factory=dict)
     import_failures: dict[str, SubmissionError] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
     grader_errors: list[str] = field(default_factory=list)
     sandbox_user: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    landlock: bool = True
+    namespaces: list[str] = field(default_factory=list)  # set up around this run by the jail
+    sandbox: dict = field(default_factory=dict)  # what the report's `sandbox` block says
+
+    def describe_sandbox(self) -> dict:
+        """The report's ``sandbox`` block: what protected this run, in figures."""
+        if self.isolation == "none":
+            info = {"isolation": "none", "user": None, "landlock_abi": 0, "cgroup": None}
+        elif self.spawner is not None:
+            info = {"isolation": "process", **self.spawner.describe()}
+        else:
+            info = {"isolation": "process", **self.sandbox}
+        info["namespaces"] = list(self.namespaces)
+        info["authoritative"] = bool(
+            info.get("user") and {"pid", "mount", "net"} <= set(self.namespaces)
+        )
+        return info
 
 
 STATE = pytest.StashKey[State]()
@@ -91,6 +113,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("COURSE_ISOLATION", "process"),
         help="run submission code in child processes (default) or in-process (debugging only)",
     )
+    group.addoption(
+        "--memory-limit",
+        type=int,
+        default=None,
+        help="MiB of memory each test's submission processes may use together (default: 4096)",
+    )
+    # Set by the engine itself, not by hand: the namespaces the jail made around this run, and
+    # a switch for the project's own tests of what happens on kernels without Landlock.
+    group.addoption("--namespaces", default="", help=argparse.SUPPRESS)
+    group.addoption("--no-landlock", action="store_true", help=argparse.SUPPRESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,8 +136,12 @@ def pytest_configure(config: pytest.Config) -> None:
         seed = int(os.environ.get("COURSE_SEED", random.SystemRandom().randrange(2**31)))
     config.stash[STATE] = state = State(Path(submission).resolve(), seed, config.getoption("--isolation"))
     state.sandbox_user = config.getoption("--sandbox-user")
+    state.landlock = not config.getoption("--no-landlock")
+    state.namespaces = [n for n in config.getoption("--namespaces").split(",") if n]
+    if config.getoption("--memory-limit"):
+        state.limits = Limits(memory_bytes=config.getoption("--memory-limit") << 20)
     if state.isolation == "process" and config.getoption("--submission"):
-        _start_zygote(state)  # an explicit submission means grading: start now, overlapping collection
+        _start_spawner(state)  # an explicit submission means grading: start now, overlapping collection
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
@@ -114,19 +150,22 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     state: State = parent.config.stash[STATE]
     if (
         state.isolation == "process"
-        and state.zygote is None
+        and state.spawner is None
+        and not state.grader_errors
         and file_path.suffix == ".py"
         and _week_of_path(file_path) is not None
     ):
-        _start_zygote(state)
+        _start_spawner(state)
 
 
-def _start_zygote(state: State) -> None:
+def _start_spawner(state: State) -> None:
+    """Submission processes for this run; a failure here is the grader's, recorded as such
+    (every test that needs a submission process then errors with that message)."""
     try:
-        state.zygote = Zygote(user=state.sandbox_user)
-    except Exception as exc:  # grading itself cannot run
-        state.grader_errors.append(f"could not start the isolation process: {exc}")
-        raise
+        user = SandboxUser.lookup(state.sandbox_user) if state.sandbox_user else None
+        state.spawner = Spawner(user, state.limits, landlock=state.landlock)
+    except (GraderError, OSError) as exc:
+        state.grader_errors.append(f"could not start the submission processes: {exc}")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -152,9 +191,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is not None and state.zygote is not None:
-        state.zygote.close()
-        state.zygote = None
+    if state is not None and state.spawner is not None:
+        state.sandbox = state.spawner.describe()
+        state.spawner.close()
+        state.spawner = None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -197,10 +237,12 @@ def submission(request: pytest.FixtureRequest):
     if state.isolation == "none":
         session = InProcessSession(state.submission_dir, week.id, week.module, reference)
     else:
-        if state.zygote is None:
-            _start_zygote(state)
+        if state.spawner is None and not state.grader_errors:
+            _start_spawner(state)
+        if state.spawner is None:
+            raise GraderError(state.grader_errors[-1])
         limit = max(0.0, min(test_limit, remaining))
-        session = IsolatedSession(state.zygote, state.submission_dir, week.id, week.module, reference, limit)
+        session = IsolatedSession(state.spawner, state.submission_dir, week.id, week.module, reference, limit)
     session.import_failures = state.import_failures
     started = time.monotonic()
     yield session
@@ -225,6 +267,8 @@ def _test_name(item: pytest.Item) -> str:
 def classify(excinfo) -> tuple[str, str]:
     """(status, message) for a failed call; never includes the hidden test's source."""
     exc = excinfo.value
+    if isinstance(exc, GraderError):
+        return "error", f"the grader failed here, not your code ({exc}); this test will be graded again"
     if isinstance(exc, SubmissionError):
         message = str(exc)
         if exc.traceback:
@@ -248,6 +292,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     hidden = SUITES_DIR in Path(str(item.fspath)).resolve().parents
     if call.excinfo is not None and not report.skipped:
         status, message = classify(call.excinfo)
+        if isinstance(call.excinfo.value, GraderError):
+            state: State = item.config.stash[STATE]
+            state.grader_errors.append(f"{item.nodeid}: {call.excinfo.value}")
+            item.stash[_GRADER_ERROR] = True
         if hidden or isinstance(call.excinfo.value, (SubmissionError, GradingFailure)):
             report.longrepr = message  # the student's traceback, never the hidden source
     elif report.skipped:
@@ -260,6 +308,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 _OUTCOMES = pytest.StashKey[list]()
+_GRADER_ERROR = pytest.StashKey[bool]()
 
 
 def _record(item: pytest.Item, week, hidden: bool) -> None:
@@ -275,7 +324,7 @@ def _record(item: pytest.Item, week, hidden: bool) -> None:
                 status = "error"
             break
     duration = sum(d for *_, d in phases)
-    grader_error = bool(state.grader_errors) and status == "error"
+    grader_error = item.stash.get(_GRADER_ERROR, False)
     state.results.append(
         Result(
             id=item.nodeid,
