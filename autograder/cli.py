@@ -61,6 +61,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"course grade: no submission directory at {submission}", file=sys.stderr)
         return 2
     weeks = resolve_weeks([w.id for w in _week_list(args.weeks)] if args.weeks else None, submission)
+    if args.seed_file:
+        try:
+            args.seed = int(Path(args.seed_file).read_text().strip())
+        except (OSError, ValueError) as exc:
+            print(f"course grade: cannot read a seed from {args.seed_file}: {exc}", file=sys.stderr)
+            return 2
     extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
     if args.sandbox_user:
         extra.append(f"--sandbox-user={args.sandbox_user}")
@@ -180,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weeks", nargs="+", help=weeks_help)
     p.add_argument("--seed", type=int, help="grading seed (default: random; recorded in the report)")
+    p.add_argument(
+        "--seed-file", help="read the grading seed from this file (keeps a secret seed out of command lines)"
+    )
     p.add_argument(
         "--isolation",
         choices=("process", "none"),

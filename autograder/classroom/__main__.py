@@ -3,7 +3,7 @@
 Instructor repository (`.github/workflows/grade.yml`):
     pull-reports   fetch the reports kept so far (the `grades` branch) into a folder
     fetch          clone roster repositories at the commits to grade; keep only the submission
-    grade          grade fetched submissions (sandboxed where possible); one report per commit
+    grade          grade fetched submissions in the sandbox (or fail); one report per commit
     post           sanitised report as a commit comment + commit status, per new report
     store          add new reports to the `grades` branch
     collect-notebooks   put fetched notebooks where `nbgrader autograde` looks for them
@@ -76,12 +76,17 @@ def cmd_grade(args) -> int:
 
     _step_output("graded", 0)  # overwritten below once reports exist
 
+    schedule = load_schedule(Path(args.schedule))
+    now = parse_time(args.now)
     if args.weeks:
         weeks = [get_week(w) for w in args.weeks]
     else:
-        opened = set(load_schedule(Path(args.schedule)).released(parse_time(args.now)))
+        opened = set(schedule.released(now))
         weeks = [w for w in WEEKS if w.id in opened]
     weeks = present_weeks(weeks)
+    # Earlier weeks' references stand in for a student's own earlier modules only once they
+    # are public: a reference that is still secret never reaches submission code.
+    public = set(schedule.solutions_due(now))
     if not weeks:
         print("no week to grade yet (none has opened, or none has a reference here)")
         return 0
@@ -89,13 +94,13 @@ def cmd_grade(args) -> int:
     if seed is None:
         print(f"::warning::${args.seed_env} is not set: a random seed is used (it is kept in each report)")
     sandbox = find_sandbox(args.sandbox, args.user)
-    if not sandbox.user:
-        print("::warning::grading without the sandbox user (no root or password-less sudo here)")
+    if not sandbox.jailed:
+        print("::warning::--sandbox none: these reports are NOT authoritative (no jail, no sandbox user)")
     submissions = Path(args.submissions)
     if not submissions.is_dir():
         print("nothing fetched: nothing to grade")
         return 0
-    written = grade_all(submissions, Path(args.reports), weeks, seed=seed, sandbox=sandbox)
+    written = grade_all(submissions, Path(args.reports), weeks, seed=seed, sandbox=sandbox, public=public)
     _step_output("graded", len(written))
     print(f"{len(written)} report(s) written to {args.reports}")
     return 0
@@ -224,7 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=str(SCHEDULE))
     p.add_argument("--now", default="now", help="the time that decides which weeks have opened")
     p.add_argument("--seed-env", default="GRADING_SEED", help="environment variable holding the seed")
-    p.add_argument("--sandbox", choices=("auto", "user", "none"), default="auto")
+    p.add_argument(
+        "--sandbox",
+        choices=("required", "none"),
+        default="required",
+        help="required: jail + sandbox user, or stop with an error (default); none: not authoritative",
+    )
     p.add_argument("--user", default="course-grader", help="the unprivileged user for submission code")
     p.set_defaults(func=cmd_grade)
 

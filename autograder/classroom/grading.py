@@ -1,18 +1,24 @@
-"""Grading fetched submissions: one `course grade` run per student, each in a fresh copy of the
-grading engine, wrapped with who, which commit and when.
+"""Grading fetched submissions: one jailed `course grade` run per student and week, each in a
+fresh copy of the grading engine, wrapped with who, which commit and when.
 
-Sandbox (``--sandbox auto``, the default): where this process is root or has password-less
-sudo (GitHub's hosted runners), `course grade` runs as root in a network namespace of its own
-(no network for anything it starts) and the engine starts the submission processes as an
-unprivileged user (``--sandbox-user``). That user cannot read the hidden suites nor the
-solutions of the weeks being graded (the engine copy makes them root-only), cannot write to the
-engine, and never sees a token: the environment is rebuilt from nothing. Without those rights
-the run falls back to plain process isolation, and the report's ``sandbox`` says so.
+Sandbox (``--sandbox required``, the default, and the only mode the workflow uses): the grader
+runs as root; each week of each submission is graded in a jail of its own (`autograder.jail`:
+new PID, mount, network, IPC and UTS namespaces, private ``/tmp`` and ``/dev/shm``, killed
+whole at the end), and the engine starts the submission processes as an unprivileged user.
+That user cannot read the hidden suites (the engine copy makes them root-only), cannot write to
+the engine, and never sees a token or the seed: the seed travels on the jail's stdin. A week's
+engine copy holds the reference solutions only of earlier weeks whose solutions are already
+public, so no submission can read a reference that is still secret, nor one of a week graded in
+the same run. Where the jail cannot be made, grading stops with an error: it fails closed.
+
+``--sandbox none`` grades with plain process isolation, for trying the flow on a laptop; every
+report made that way says in its ``sandbox`` block (and every rendering) that it is not
+authoritative.
 
 A report file (``REPORTS/<student>/<commit>.json``) is the fetched metadata plus:
 ``graded_at``, ``time`` (when the work was handed in: the push time GitHub recorded, else the
-grading time), ``weeks_graded``, ``sandbox``, and ``report`` (what `course grade --json` wrote)
-or ``error`` when grading itself could not run.
+grading time), ``weeks_graded``, ``sandbox``, and ``report`` (the weeks' `course grade` reports
+merged) or ``error`` when grading itself could not run.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .. import jail
 from ..weeks import ROOT, Week, module_path, reference_modules
+from .roster import copy_plain_files
 
 DEFAULT_USER = "course-grader"
 
@@ -47,107 +55,156 @@ def grading_seed(text: str | None) -> int | None:
 # --------------------------------------------------------------------------- the sandbox
 @dataclass(frozen=True)
 class Sandbox:
-    user: str | None = None  # the unprivileged user submission code runs as
-    prefix: tuple[str, ...] = ()  # e.g. ("sudo", "-n", "unshare", "--net", "--")
-    network: bool = True  # whether grading can reach the network
+    user: str | None = None  # the unprivileged user submission code runs as; None: no jail
+
+    @property
+    def jailed(self) -> bool:
+        return self.user is not None
 
     def describe(self) -> dict:
-        return {"user": self.user, "network": self.network}
+        return {"user": self.user, "network": not self.jailed, "authoritative": self.jailed}
 
 
-def _ok(cmd: list[str]) -> bool:
+def _ensure_user(user: str) -> str | None:
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        pwd.getpwnam(user)
+        return None
+    except KeyError:
+        pass
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        return f"cannot create the user {user}"
+    return None
 
 
-def find_sandbox(mode: str = "auto", user: str = DEFAULT_USER) -> Sandbox:
-    """``none``: plain process isolation. ``user``: the sandbox or an error. ``auto``: the
-    sandbox where the rights for it exist, plain isolation otherwise."""
+def find_sandbox(mode: str = "required", user: str = DEFAULT_USER) -> Sandbox:
+    """``required``: the jail, or RuntimeError saying what is missing. ``none``: no jail."""
     if mode == "none":
         return Sandbox()
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    problems = []
-    if sudo and not _ok([*sudo, "true"]):
-        problems.append("neither root nor password-less sudo")
-    if not problems:
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            _ok([*sudo, "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user])
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            problems.append(f"cannot create the user {user}")
-    if not problems:
-        # The engine starts the submission processes as that user (subprocess, user=): check
-        # that this interpreter and torch are within that user's reach.
-        probe = (
-            "import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-I', '-c', 'import torch'], "
-            f"user={user!r}, capture_output=True).returncode)"
-        )
-        if not _ok([*sudo, sys.executable, "-I", "-c", probe]):
-            problems.append(f"user {user} cannot run {sys.executable} with torch")
-    if problems:
-        if mode == "user":
-            raise RuntimeError("no sandbox: " + "; ".join(problems))
-        return Sandbox()
-    netns = [*sudo, "unshare", "--net", "--"]
-    if shutil.which("unshare") and _ok([*netns, "true"]):
-        return Sandbox(user, tuple(netns), network=False)
-    if mode == "user":
-        raise RuntimeError("no sandbox: cannot create a network namespace (unshare --net)")
-    return Sandbox(user, tuple(sudo), network=True)
+    problem = jail.available() or _ensure_user(user)
+    if problem is None:
+        problem = _probe(user)
+    if problem:
+        raise RuntimeError(f"no sandbox, so no authoritative grade: {problem}")
+    return Sandbox(user)
+
+
+def _probe(user: str) -> str | None:
+    """Can ``user`` import torch inside a jail? (Where the interpreter lives in a private home,
+    the jail makes it reachable; a probe proves it on this machine before any grading.)"""
+    with tempfile.TemporaryDirectory(prefix="jail-probe-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o711)
+        _engine(work / "engine", None, set())
+        (work / "submission").mkdir(mode=0o755)
+        (work / "out").mkdir(mode=0o700)
+        (work / "home").mkdir(mode=0o700)
+        report, log = jail.run(work, {"probe": True, "user": user, "weeks": []}, timeout=300)
+    if not (report or {}).get("ok"):
+        return f"user {user} cannot run {sys.executable} with torch in the jail ({log.strip()[-500:]})"
+    return None
 
 
 # --------------------------------------------------------------------------- the engine copy
-def engine_copy(dest: Path, weeks: list[Week], root: Path = ROOT) -> Path:
-    """A private copy of what `course grade` needs. Hidden suites and the solutions that the
-    graded weeks do not substitute for earlier weeks are readable by their owner only, so the
-    sandbox user cannot read them (the grading process itself runs as root)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "templates")
+def _engine(dest: Path, week: Week | None, public: set[str], root: Path = ROOT) -> Path:
+    """A private copy of what `course grade` needs to grade ``week``: the engine, the public
+    tests, the data, and the references of earlier weeks that are public. Root's throughout;
+    the hidden suites readable by root only."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "templates", "cache")
     dest.mkdir(parents=True)
-    dest.chmod(0o755)
-    for name in ("autograder", "solutions", "exercises"):
+    for name in ("autograder", "exercises", "datasets"):
         if (root / name).is_dir():
             shutil.copytree(root / name, dest / name, ignore=ignore)
     shutil.copy2(root / "pyproject.toml", dest / "pyproject.toml")
+    (dest / "solutions").mkdir()
+    (dest / "solutions" / "__init__.py").write_text("")
+    if week is not None:
+        for module, path in reference_modules(week, root / "solutions").items():
+            if module.split("_")[0] in public:
+                shutil.copy2(path, dest / "solutions" / Path(path).name)
     for path in [dest, *dest.rglob("*")]:
+        os.chown(path, 0, 0, follow_symlinks=False) if os.geteuid() == 0 else None
         path.chmod(0o755 if path.is_dir() else 0o644)
-    needed = {Path(p).name for w in weeks for p in reference_modules(w, root / "solutions").values()}
-    private = [dest / "autograder" / "suites"]
-    for path in (dest / "solutions").iterdir() if (dest / "solutions").is_dir() else []:
-        if path.name not in needed and path.name != "__init__.py":
-            private.append(path)
-    for path in private:
-        if path.exists():
-            for inner in [path, *path.rglob("*")] if path.is_dir() else [path]:
-                inner.chmod(0o700 if inner.is_dir() else 0o600)
+    for path in [dest / "autograder" / "suites", *(dest / "autograder" / "suites").rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
     return dest
 
 
+def engine_copy(dest: Path, weeks: list[Week], root: Path = ROOT, public: set[str] = frozenset()) -> Path:
+    """The engine copy for grading ``weeks`` (one week per copy in the jailed flow)."""
+    return _engine(dest, weeks[-1] if weeks else None, set(public), root)
+
+
 # --------------------------------------------------------------------------- grading
-def _command(sandbox: Sandbox, engine: Path, submission: Path, weeks: list[Week], report: Path, seed):
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(report.parent),
-        "TMPDIR": str(report.parent),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(engine),
-        "PYTHONDONTWRITEBYTECODE": "1",
+def _grade_week(
+    sandbox: Sandbox, submission: Path, week: Week, seed, public: set[str], root: Path
+) -> tuple[dict | None, str, list[str]]:
+    """One week of one submission, in a work folder of its own: (report or None, log, the
+    engine's and submission's paths as the grader saw them, for the sanitiser)."""
+    with tempfile.TemporaryDirectory(prefix="grading-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        work.chmod(0o711)
+        _engine(work / "engine", week, public, root)
+        skipped: list[str] = []
+        copy_plain_files(submission, work / "submission", skipped, skip_dirs=())
+        for path in [work / "submission", *(work / "submission").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (work / "out").mkdir(mode=0o700)
+        (work / "home").mkdir(mode=0o700)
+        settings = {"weeks": [week.id], "seed": seed, "user": sandbox.user}
+        if "OMP_NUM_THREADS" in os.environ:
+            settings["omp_threads"] = os.environ["OMP_NUM_THREADS"]
+        budget = week.limit_s + 180
+        if sandbox.jailed:
+            paths = [str(jail.INSIDE / "engine"), str(jail.INSIDE / "submission")]
+            return (*jail.run(work, settings, timeout=budget), paths)
+        return (*_grade_plain(work, settings, budget), [str(work / "engine"), str(work / "submission")])
+
+
+def _grade_plain(work: Path, settings: dict, budget: float) -> tuple[dict | None, str]:
+    """Without a jail (``--sandbox none``): `course grade` with plain process isolation; the
+    seed in a file only this user can read."""
+    seed_file = work / "out" / "seed"
+    if settings["seed"] is not None:
+        fd = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, str(settings["seed"]).encode())
+        os.close(fd)
+    engine = work / "engine"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work / "home"), "LANG": "C.UTF-8"}
+    env.update(PYTHONPATH=str(engine), PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(work / "home"))
+    if settings.get("omp_threads"):
+        env["OMP_NUM_THREADS"] = settings["omp_threads"]
+    report = work / "out" / "report.json"
+    cmd = [sys.executable, "-m", "autograder", "grade", "--submission", str(work / "submission")]
+    cmd += ["--weeks", *settings["weeks"], "--json", str(report), "--isolation", "process"]
+    if settings["seed"] is not None:
+        cmd += ["--seed-file", str(seed_file)]
+    try:
+        proc = subprocess.run(cmd, cwd=engine, env=env, capture_output=True, text=True, timeout=budget)
+    except subprocess.TimeoutExpired:
+        return None, f"grading ran past {budget:.0f} s and was stopped"
+    log = (proc.stdout + proc.stderr)[-20000:]
+    try:
+        return jail.read_report(report), log
+    except (OSError, ValueError) as exc:
+        return None, f"no report ({exc}); course grade exited with {proc.returncode}: {log[-3000:]}"
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from the per-week reports of one submission."""
+    first = reports[0]
+    weeks = {wid: w for r in reports for wid, w in r["weeks"].items()}
+    return {
+        **{k: v for k, v in first.items() if k not in ("weeks", "grader_errors", "complete")},
+        "score": sum(w["score"] for w in weeks.values()),
+        "max_score": sum(w["max_score"] for w in weeks.values()),
+        "complete": all(r.get("complete", True) for r in reports),
+        "grader_errors": [e for r in reports for e in r.get("grader_errors", [])],
+        "sandbox": {**first.get("sandbox", {}), "authoritative": all(
+            r.get("sandbox", {}).get("authoritative", False) for r in reports
+        )},
+        "weeks": weeks,
     }
-    if "OMP_NUM_THREADS" in os.environ:
-        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
-    if seed is not None:
-        env["COURSE_SEED"] = str(seed)
-    cmd = [sys.executable, "-m", "autograder", "grade", "--submission", str(submission)]
-    cmd += ["--weeks", *[w.id for w in weeks], "--json", str(report), "--isolation", "process"]
-    if sandbox.user:
-        cmd += ["--sandbox-user", sandbox.user]
-    # `env -i` rebuilds the environment from nothing: no token or secret reaches grading.
-    full = [*sandbox.prefix, "env", "-i", *[f"{k}={v}" for k, v in env.items()], *cmd]
-    return full
 
 
 def grade_submission(
@@ -157,46 +214,37 @@ def grade_submission(
     *,
     seed: int | None,
     sandbox: Sandbox,
+    public: set[str] = frozenset(),
     root: Path = ROOT,
 ) -> Path:
-    """Grades ``student_dir`` (as written by `roster.fetch_one`); returns the report file."""
+    """Grades ``student_dir`` (as written by `roster.fetch_one`), week by week; returns the
+    report file. ``public``: the weeks whose reference solutions have been published."""
     meta = json.loads((student_dir / "meta.json").read_text())
     wrapper = dict(meta)
-    with tempfile.TemporaryDirectory(prefix="grading-", ignore_cleanup_errors=True) as tmp:
-        tmp = Path(tmp)
-        tmp.chmod(0o755)
-        engine = engine_copy(tmp / "engine", weeks, root)
-        submission = tmp / "submission"
-        shutil.copytree(student_dir / "submission", submission)
-        for path in [submission, *submission.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        # The grading run's HOME and TMPDIR, and where the report is written (as root, in the
-        # sandbox): not writable by the sandbox user, who could plant a link there. Submission
-        # processes get their own directories from the engine.
-        out = tmp / "out"
-        out.mkdir(mode=0o755)
-        report_file = out / "report.json"
-        cmd = _command(sandbox, engine, submission, weeks, report_file, seed)
-        budget = sum(w.limit_s for w in weeks) + 180
-        try:
-            proc = subprocess.run(cmd, cwd=engine, capture_output=True, text=True, timeout=budget)
-            code, log = proc.returncode, (proc.stdout + proc.stderr)
-        except subprocess.TimeoutExpired:
-            code, log = -1, f"grading ran past {budget} s"
-        graded_at = datetime.now(UTC)
-        if code == 0 and report_file.exists():
-            report = json.loads(report_file.read_text())
-            # Paths of this machine mean nothing later; keep the submission as the commit.
-            report["submission"] = f"{meta['repository']}@{meta['commit']}"
-            wrapper["report"] = report
-        else:
-            wrapper["report"] = None
-            wrapper["error"] = f"course grade exited with {code}: {log.strip()[-3000:]}"
-        wrapper["engine_paths"] = [str(engine), str(submission)]  # for the sanitiser
+    done, problems, paths = [], [], set()
+    for week in sorted(weeks, key=lambda w: w.number):
+        report, log, seen = _grade_week(sandbox, student_dir / "submission", week, seed, set(public), root)
+        paths.update(seen)
+        if report is None or not report.get("complete", False):
+            problems.append(f"{week.id}: {log.strip()[-3000:] or 'no report'}")
+        if report is not None:
+            done.append(report)
+    graded_at = datetime.now(UTC)
+    if done and not problems:
+        report = merge_reports(done)
+        # Paths of this machine mean nothing later; keep the submission as the commit.
+        report["submission"] = f"{meta['repository']}@{meta['commit']}"
+        wrapper["report"] = report
+    else:
+        wrapper["report"] = None
+        wrapper["error"] = "grading could not run: " + " | ".join(problems)[-6000:]
+        if done:
+            wrapper["partial_report"] = merge_reports(done)  # for the instructor, never posted
+    wrapper["engine_paths"] = sorted(paths)  # for the sanitiser
     wrapper["graded_at"] = graded_at.isoformat(timespec="seconds")
     wrapper["time"] = meta.get("pushed_at") or wrapper["graded_at"]
     wrapper["weeks_graded"] = [w.id for w in weeks]
-    wrapper["sandbox"] = sandbox.describe()
+    wrapper["sandbox"] = (wrapper["report"] or {}).get("sandbox") or sandbox.describe()
     target = reports / meta["student"] / f"{meta['commit']}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(wrapper, indent=2) + "\n")
@@ -210,11 +258,14 @@ def grade_all(
     *,
     seed: int | None,
     sandbox: Sandbox,
+    public: set[str] = frozenset(),
     root: Path = ROOT,
 ) -> list[Path]:
     written = []
     for student_dir in sorted(p for p in submissions.iterdir() if (p / "meta.json").exists()):
-        path = grade_submission(student_dir, reports, weeks, seed=seed, sandbox=sandbox, root=root)
+        path = grade_submission(
+            student_dir, reports, weeks, seed=seed, sandbox=sandbox, public=public, root=root
+        )
         report = json.loads(path.read_text())
         score = (
             f"{report['report']['score']:g} / {report['report']['max_score']:g}"

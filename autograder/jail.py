@@ -1,0 +1,202 @@
+"""The authoritative sandbox around one grading run: namespaces, private temporary space, root.
+
+`run` (the grader's side, as root) prepares a work folder, starts this file as the first
+process of new PID, mount, network, IPC and UTS namespaces (``unshare``), hands it the run's
+settings on stdin (the seed never appears in a command line), and reads the report back once
+the namespaces are gone. `main` (inside, still root) then:
+
+1. mounts private, empty, size-capped tmpfs on ``/tmp``, ``/var/tmp`` and ``/dev/shm``;
+2. binds the work folder at ``/tmp/grading`` (engine, submission, report folder; root's);
+3. makes the interpreter reachable for the sandbox user where it lives in a private home (a
+   tmpfs over the blocking folder, with only the interpreter's folders bound back);
+4. runs `course grade` in this process with ``--sandbox-user``: submission processes drop to
+   that user, and the report is written into a folder only root can enter.
+
+When this process exits, the kernel kills every other process of the PID namespace and
+``unshare`` returns only after they are gone; the tmpfs mounts disappear with the mount
+namespace. Nothing of the run survives it: no process, no file in ``/tmp`` or ``/dev/shm``.
+
+Only the standard library is imported before the engine is on the path: this file runs as a
+script (``python -I``) from the engine copy that it then mounts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+NAMESPACES = ("pid", "mount", "net", "ipc", "uts")
+INSIDE = Path("/tmp/grading")
+MS_BIND, MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 4096, 16384, 1 << 18, 2, 4
+REPORT_LIMIT = 64 << 20
+
+
+# --------------------------------------------------------------------------- outside
+def command(work: Path) -> list[str]:
+    """The command that starts the jail on the work folder ``work`` (as root)."""
+    flags = ["--pid", "--fork", "--mount-proc", "--mount", "--net", "--ipc", "--uts", "--kill-child"]
+    return ["unshare", *flags, "--", sys.executable, "-I", str(work / "engine" / "autograder" / "jail.py")]
+
+
+def available() -> str | None:
+    """None when jails can be made here, else what is missing."""
+    if os.geteuid() != 0:
+        return "the authoritative grader needs root (on GitHub's runners: run it with sudo)"
+    if not shutil.which("unshare"):
+        return "`unshare` (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--mount", "--net", "--ipc", "--uts", "true"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        return f"cannot create namespaces: {probe.stderr.strip()[:300]}"
+    return None
+
+
+def read_report(path: Path) -> dict:
+    """The report the jail wrote: a regular file owned by root, not a link, of bounded size."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            raise ValueError(f"{path.name} is not a regular file written by the grader")
+        if info.st_size > REPORT_LIMIT:
+            raise ValueError(f"{path.name} is larger than {REPORT_LIMIT:,} bytes")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return json.loads(fh.read(REPORT_LIMIT))
+    finally:
+        os.close(fd)
+
+
+def run(work: Path, settings: dict, timeout: float) -> tuple[dict | None, str]:
+    """Grade in a jail. ``work`` holds ``engine/``, ``submission/`` and an empty ``out/``, all
+    root's; ``settings`` as `main` reads them. Returns (report or None, the jail's log)."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    if "OMP_NUM_THREADS" in os.environ:
+        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+    try:
+        proc = subprocess.run(
+            command(work),
+            input=json.dumps({**settings, "work": str(work)}),
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        log = (proc.stdout + proc.stderr)[-20000:]
+    except subprocess.TimeoutExpired:
+        return None, f"grading ran past {timeout:.0f} s and was stopped"
+    try:
+        return read_report(work / "out" / "report.json"), log
+    except (OSError, ValueError) as exc:
+        return None, f"no report ({exc}); course grade exited with {proc.returncode}: {log[-3000:]}"
+
+
+# --------------------------------------------------------------------------- inside
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    args = [
+        source.encode() if source else None,
+        target.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    ]
+    if libc.mount(*args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
+
+
+def _blocking_folder(path: str) -> str | None:
+    """The first folder above ``path`` that others may not pass through (mode without o+x)."""
+    parts = Path(path).parts
+    for i in range(2, len(parts) + 1):
+        folder = str(Path(*parts[:i]))
+        try:
+            if not os.stat(folder).st_mode & stat.S_IXOTH:
+                return folder
+        except OSError:
+            return None
+    return None
+
+
+def _expose(paths: list[str]) -> None:
+    """Make ``paths`` reachable for every user: over each folder that blocks the way (a home
+    of mode 0700, say) a tmpfs is mounted, and only ``paths`` are bound back into it. What
+    else that folder held stays hidden from everyone in the namespace."""
+    plan: dict[str, list[tuple[str, int]]] = {}
+    for path in sorted(set(paths)):
+        blocker = _blocking_folder(path)
+        if blocker and os.path.isdir(path):
+            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            plan.setdefault(blocker, []).append((path, fd))
+    for blocker, entries in plan.items():
+        _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=1m")
+        for path, fd in entries:
+            os.makedirs(path, mode=0o711, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            os.close(fd)
+
+
+def main() -> int:
+    settings = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    work = os.open(settings["work"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    needed = [sys.base_prefix, sys.prefix, *[p for p in sys.path if p and os.path.isdir(p)]]
+    _mount("", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here is seen outside
+    tmp_size = f"size={settings.get('tmpfs_bytes', 2 << 30)}"
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(folder):
+            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{tmp_size}")
+    INSIDE.mkdir(mode=0o711)
+    _mount(f"/proc/self/fd/{work}", str(INSIDE), None, MS_BIND | MS_REC)
+    os.close(work)
+    _expose([p for p in needed if not p.startswith("/tmp/")])
+
+    if settings.get("probe"):  # can the sandbox user run the interpreter and torch in here?
+        import pwd
+
+        entry = pwd.getpwnam(settings["user"])
+        code = subprocess.run(
+            [sys.executable, "-I", "-c", "import torch"],
+            user=entry.pw_uid,
+            group=entry.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+        ).returncode
+        with open(INSIDE / "out" / "report.json", "w") as fh:
+            json.dump({"ok": code == 0}, fh)
+        return 0
+    engine = INSIDE / "engine"
+    home = INSIDE / "home"
+    os.environ.clear()
+    os.environ.update(
+        {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+    )
+    if settings.get("omp_threads"):
+        os.environ["OMP_NUM_THREADS"] = str(settings["omp_threads"])
+    os.chdir(engine)
+    sys.path.insert(0, str(engine))
+    from autograder.cli import build_parser
+
+    argv = ["grade", "--submission", str(INSIDE / "submission"), "--json", str(INSIDE / "out" / "report.json")]
+    argv += ["--weeks", *settings["weeks"], "--isolation", "process", "--sandbox-user", settings["user"]]
+    if settings.get("seed") is not None:
+        argv += ["--seed", str(settings["seed"])]
+    if settings.get("memory_mib"):
+        argv += ["--memory-limit", str(settings["memory_mib"])]
+    args = build_parser().parse_args(argv)
+    args.engine_options = [f"--namespaces={','.join(NAMESPACES)}"]
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
