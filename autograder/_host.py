@@ -266,9 +266,10 @@ def _enter_sandbox(spec: dict) -> None:
         }
     )
     tempfile.tempdir = workdir
-    if spec.get("landlock", True):
-        from autograder import landlock
+    from autograder import landlock
 
+    landlock.drop_capabilities()
+    if spec.get("landlock", True):
         landlock.restrict([workdir])
 
 

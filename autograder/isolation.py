@@ -395,7 +395,9 @@ class Spawner:
     def spawn(self, cpu_seconds: int, submission: dict) -> Child:
         """A submission process for one test; ``submission`` names the package to load."""
         name = f"child-{next(self._counter)}"
-        leaf = self.groups.leaf(name, self.limits.memory_bytes, self.limits.processes) if self.groups else None
+        leaf = (
+            self.groups.leaf(name, self.limits.memory_bytes, self.limits.processes) if self.groups else None
+        )
         spec = {
             **submission,
             "workdir": str(self.workroot / name),

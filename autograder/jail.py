@@ -187,7 +187,13 @@ def main() -> int:
     sys.path.insert(0, str(engine))
     from autograder.cli import build_parser
 
-    argv = ["grade", "--submission", str(INSIDE / "submission"), "--json", str(INSIDE / "out" / "report.json")]
+    argv = [
+        "grade",
+        "--submission",
+        str(INSIDE / "submission"),
+        "--json",
+        str(INSIDE / "out" / "report.json"),
+    ]
     argv += ["--weeks", *settings["weeks"], "--isolation", "process", "--sandbox-user", settings["user"]]
     if settings.get("seed") is not None:
         argv += ["--seed", str(settings["seed"])]

@@ -200,9 +200,10 @@ def merge_reports(reports: list[dict]) -> dict:
         "max_score": sum(w["max_score"] for w in weeks.values()),
         "complete": all(r.get("complete", True) for r in reports),
         "grader_errors": [e for r in reports for e in r.get("grader_errors", [])],
-        "sandbox": {**first.get("sandbox", {}), "authoritative": all(
-            r.get("sandbox", {}).get("authoritative", False) for r in reports
-        )},
+        "sandbox": {
+            **first.get("sandbox", {}),
+            "authoritative": all(r.get("sandbox", {}).get("authoritative", False) for r in reports),
+        },
         "weeks": weeks,
     }
 
