@@ -22,3 +22,23 @@ def outputs_for_inputs(model, inputs: list, method: str | None = None):
         model.eval()
     with torch.no_grad():
         return [fn(x) for x in inputs]
+
+
+def library_ops(module, calls: list[tuple[str, tuple]]) -> list[str]:
+    """The ATen operators that ``module``'s functions reach while making ``calls`` (name,
+    args). Recorded at PyTorch's dispatcher, under every Python spelling of a call: a library
+    softmax shows up as ``aten._softmax`` however it was looked up (``F.softmax``,
+    ``getattr(torch, "soft" + "max")``, ``torch._C._VariableFunctions``, ``torch.ops.aten``)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set[str] = set()
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        for name, args in calls:
+            getattr(module, name)(*args)
+    return sorted(seen)

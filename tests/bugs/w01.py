@@ -50,6 +50,12 @@ BUGS = [
         catches="test_softmax_is_stable",
     ),
     Bug(
+        "library softmax looked up by name (past the source check)",
+        "    return exp / torch.where(total > 0, total, torch.ones_like(total))\n",
+        '    return getattr(torch, "soft" + "max")(x, dim).nan_to_num(0.0)\n',
+        catches="test_builds_softmax_and_attention_itself",
+    ),
+    Bug(
         "NaN on fully masked rows",
         "    x_max = torch.where(torch.isfinite(x_max), x_max, torch.zeros_like(x_max))\n",
         "",

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers import attention_grads
+from autograder.drivers import attention_grads, library_ops
 
 pytestmark = pytest.mark.w01
 
@@ -431,6 +431,15 @@ FORBIDDEN = {
 }
 
 
+# ATen operators that mean a library softmax or attention ran, whatever Python spelled it.
+LIBRARY_OPS = (
+    "aten._softmax",
+    "aten._safe_softmax",
+    "aten._log_softmax",
+    "aten._native_multi_head_attention",
+)
+
+
 @pytest.mark.points(2)
 def test_builds_softmax_and_attention_itself(submission, student, gen):
     """The week builds softmax and attention: no library attention or softmax call"""
@@ -438,6 +447,22 @@ def test_builds_softmax_and_attention_itself(submission, student, gen):
     # Only code that exists is checked: the untouched stub earns nothing here.
     student.softmax(q)
     student.scaled_dot_product_attention(q, q, q)
+    # Behaviour first: the operators the functions reach at PyTorch's dispatcher, which sees a
+    # library softmax however it was looked up. (Code that switches the recorder off on purpose
+    # is beyond what any test can see; the source check below names the line for the rest.)
+    mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    calls = [
+        ("softmax", (q,)),
+        ("scaled_dot_product_attention", (q, q, q)),
+        ("scaled_dot_product_attention", (q, q, q, mask)),
+    ]
+    ops = submission.run(library_ops, student, calls)
+    used = [op for op in ops if op in LIBRARY_OPS or op.startswith("aten._scaled_dot_product")]
+    check(
+        not used,
+        f"your softmax / attention ran PyTorch's own ({', '.join(used)}): this week asks you to build "
+        "them from exp, sum and matrix products.",
+    )
     tree = ast.parse(submission.source())
     offences = []
     for node in ast.walk(tree):
