@@ -3,7 +3,7 @@
 This file is the only part of the grader that ever executes a submission. It is run as a
 script with `python -I` (neither the current directory nor PYTHON* variables on the import
 path); the engine's root comes as an argument, and only the standard library, torch and the
-engine's own `wire` and `landlock` modules are imported from there.
+engine's own `wire`, `messages` and `landlock` modules are imported from there.
 
 Two ways in:
 
@@ -45,6 +45,7 @@ import types  # noqa: E402
 
 import torch  # noqa: E402
 
+from autograder.messages import MAX_MESSAGE, cut  # noqa: E402
 from autograder.wire import dump_data, recv_frame, send_frame  # noqa: E402
 
 REF_KEY = "__remote_ref__"
@@ -172,7 +173,11 @@ def describe_exception(exc: BaseException) -> dict:
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))
     message = shorten_paths(str(exc))
-    return {"type": type(exc).__name__, "message": message[:4000], "traceback": shorten_paths(text)[-8000:]}
+    return {
+        "type": type(exc).__name__,
+        "message": cut(message, MAX_MESSAGE),
+        "traceback": cut(shorten_paths(text), MAX_MESSAGE, keep="tail"),  # its end is the useful part
+    }
 
 
 # Paths of the grading machine are nobody's business: installed packages and the standard

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from . import messages
 from .checks import GradingFailure
 from .isolation import (
     GraderError,
@@ -297,7 +298,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             state.grader_errors.append(f"{item.nodeid}: {call.excinfo.value}")
             item.stash[_GRADER_ERROR] = True
         if hidden or isinstance(call.excinfo.value, (SubmissionError, GradingFailure)):
-            report.longrepr = message  # the student's traceback, never the hidden source
+            # the student's traceback, never the hidden source
+            report.longrepr = messages.terminal(message, keep="ends")
     elif report.skipped:
         status, message = "skipped", str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
     else:
@@ -333,7 +335,7 @@ def _record(item: pytest.Item, week, hidden: bool) -> None:
             status=status,
             score=points if status == "passed" else 0.0,
             max_score=points,
-            message=message[:6000],
+            message=messages.clean(message, keep="ends"),  # the summary and the traceback's end
             duration=round(duration, 4),
             hidden=hidden,
             grader_error=grader_error,
