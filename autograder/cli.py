@@ -74,7 +74,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         extra.append(f"--memory-limit={args.memory_limit}")
     if args.only:
         extra += ["-k", args.only]
-    extra += list(getattr(args, "engine_options", []))
+    extra += list(args.engine_options or [])
     with reaping_orphans():
         code, state = run_pytest(
             submission.resolve(), weeks, seed=args.seed, isolation=args.isolation, extra=extra
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-limit", type=int, metavar="MIB", help="memory of each test's submission processes together"
     )
+    # Options for the engine's own pytest plugin, passed by the engine itself (the jail, the
+    # project's tests); not for everyday use.
+    p.add_argument("--engine-option", dest="engine_options", action="append", help=argparse.SUPPRESS)
     p.add_argument("--only", metavar="EXPR", help="grade only the tests whose names match (pytest -k EXPR)")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")

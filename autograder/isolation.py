@@ -312,9 +312,19 @@ class Zygote:
             raise ZygoteFailure(f"the grading zygote did not start ({exc})") from None
         self._ready = True
 
+    def _stopped(self) -> bool:
+        """Stopped (SIGSTOP) or a zombie: no answer would ever come, so none is waited for."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X")
+        except (OSError, IndexError):
+            return True
+
     def _ask(self, data: bytes, fds: list[int]) -> bytes:
         if not self._ready:
             self._wait_ready()
+        if self._stopped():
+            raise ZygoteFailure("the grading zygote was stopped or killed")
         try:
             socket.send_fds(self.control, [data], fds)
             return recv_frame(self.control, time.monotonic() + SPAWN_TIMEOUT, limit=64)

@@ -199,8 +199,8 @@ def main() -> int:
         argv += ["--seed", str(settings["seed"])]
     if settings.get("memory_mib"):
         argv += ["--memory-limit", str(settings["memory_mib"])]
+    argv.append(f"--engine-option=--namespaces={','.join(NAMESPACES)}")
     args = build_parser().parse_args(argv)
-    args.engine_options = [f"--namespaces={','.join(NAMESPACES)}"]
     return args.func(args)
 
 
