@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import messages
 from .schedule import SCHEDULE, Schedule, load_schedule
 from .weeks import WEEKS
 
@@ -200,8 +201,8 @@ def failure_rates(graded: list[Graded]) -> list[dict]:
                 entry["n"] += 1
                 if t["status"] != "passed":
                     entry["failed"] += 1
-                    first = (t.get("message") or t["status"]).strip().splitlines()
-                    entry["messages"][first[0][:200] if first else t["status"]] += 1
+                    # Student text: cleaned, one line, no spreadsheet formula (HTML-escaped in _table).
+                    entry["messages"][messages.csv_cell(t.get("message") or t["status"]) or t["status"]] += 1
     rows = []
     for (week_id, name), e in stats.items():
         top = e["messages"].most_common(1)

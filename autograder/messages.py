@@ -95,25 +95,31 @@ def cut(text: str, limit: int | None = MAX_MESSAGE, keep: str = "head") -> str:
 
     ``keep``: ``"head"`` (the start, for a message), ``"tail"`` (the end, for a traceback: its
     last frames and the exception are the useful part) or ``"ends"`` (both halves, for a
-    message followed by its traceback). The mark never starts a line, so a cut cannot move a
-    ``::`` to the start of one. ``limit=None`` does not cut.
+    message followed by its traceback). A cut starts no new line: every line of the result
+    starts where a line of ``text`` started, but for the first line of a tail cut, which starts
+    with the mark; so a cut cannot move a ``::`` to the start of a line. A limit too small for
+    the mark keeps the first ``limit`` characters. ``limit=None`` does not cut.
     """
     if limit is None or len(text) <= limit:
         return text
+    limit = max(limit, 0)
     if keep == "head":
         mark = " " + MARK
-        return text[: max(limit - len(mark), 0)] + mark if limit > len(mark) else text[:limit]
-    if keep == "tail":
+    elif keep == "tail":
         mark = MARK + " "
-        return mark + text[len(text) - (limit - len(mark)) :] if limit > len(mark) else text[-limit:]
-    if keep == "ends":
+    elif keep == "ends":
         mark = " " + MARK + " "
-        if limit <= len(mark) + 1:
-            return text[:limit]
-        room = limit - len(mark)
-        head = (room + 1) // 2
-        return text[:head] + mark + text[len(text) - (room - head) :]
-    raise ValueError(f"keep must be 'head', 'tail' or 'ends', not {keep!r}")
+    else:
+        raise ValueError(f"keep must be 'head', 'tail' or 'ends', not {keep!r}")
+    room = limit - len(mark)
+    if room < 2:
+        return text[:limit]
+    if keep == "head":
+        return text[:room] + mark
+    if keep == "tail":
+        return mark + text[len(text) - room :]
+    head = (room + 1) // 2
+    return text[:head] + mark + text[len(text) - (room - head) :]
 
 
 def clean(text: object, limit: int | None = MAX_MESSAGE, keep: str = "head") -> str:

@@ -1,5 +1,10 @@
 """One grade, four renderings: JSON (the record), Markdown (job summaries), JUnit XML (CI
-test views, via junitparser) and GitHub Classroom's grader output (base64 JSON)."""
+test views, via junitparser) and GitHub Classroom's grader output (base64 JSON).
+
+Test names and messages are untrusted (student code writes them): every rendering takes them
+through `autograder.messages` (`cleaned` for the whole report, then the Markdown helpers), so
+none carries control bytes, workflow commands, HTML or more than the shared cut lengths.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,28 @@ from pathlib import Path
 
 import junitparser
 
+from . import messages
+
+
+def cleaned(report: dict) -> dict:
+    """A copy of ``report`` whose test names and messages went through `messages.clean`."""
+    copy = dict(report)
+    copy["weeks"] = {}
+    for week_id, week in report.get("weeks", {}).items():
+        tests = [
+            {
+                **t,
+                "name": messages.clean(t.get("name"), messages.MAX_LINE),
+                "message": messages.clean(t.get("message"), keep="ends"),
+            }
+            for t in week.get("tests", [])
+        ]
+        copy["weeks"][week_id] = {**week, "tests": tests}
+    return copy
+
 
 def write_json(report: dict, path: Path) -> None:
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(cleaned(report), indent=2) + "\n")
 
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "skipped": "⏭️"}
@@ -23,13 +47,15 @@ def week_table(weeks: dict) -> list[str]:
     for week_id, week in weeks.items():
         passed = sum(t["status"] == "passed" for t in week["tests"])
         lines.append(
-            f"| {week_id} {week.get('title', '')} | {week['score']:g} / {week['max_score']:g} "
+            f"| {week_id} {messages.markdown_inline(week.get('title', ''))} "
+            f"| {week['score']:g} / {week['max_score']:g} "
             f"| {passed} / {len(week['tests'])} |"
         )
     return lines
 
 
 def to_markdown(report: dict) -> str:
+    report = cleaned(report)
     lines = [
         f"## Grade: {report['score']:g} / {report['max_score']:g}",
         "",
@@ -43,19 +69,20 @@ def to_markdown(report: dict) -> str:
             continue
         lines += ["", f"### {week_id}: what to fix", ""]
         for t in failing:
-            first = (t["message"] or t["status"]).strip().splitlines()[0]
-            first = first.replace("|", "\\|")
-            lines.append(f"- {_ICON.get(t['status'], '')} **{t['name']}** ({t['max_score']:g} pts): {first}")
+            first = messages.markdown_inline(t["message"].strip() or t["status"])
+            name = messages.markdown_inline(t["name"])
+            lines.append(f"- {_ICON.get(t['status'], '')} **{name}** ({t['max_score']:g} pts): {first}")
     return "\n".join(lines) + "\n"
 
 
 def write_junit(report: dict, path: Path) -> None:
+    report = cleaned(report)
     xml = junitparser.JUnitXml(name="course grade")
     for week_id, week in report["weeks"].items():
         suite = junitparser.TestSuite(f"{week_id} {week.get('title', '')}".strip())
         for t in week["tests"]:
             case = junitparser.TestCase(t["name"], classname=week_id, time=t.get("duration", 0.0))
-            message = (t["message"] or "").splitlines()[0][:500] if t["message"] else t["status"]
+            message = messages.first_line(t["message"]) or t["status"]
             if t["status"] == "failed":
                 case.result = [junitparser.Failure(message)]
             elif t["status"] in ("error", "timeout"):
@@ -71,6 +98,7 @@ def write_junit(report: dict, path: Path) -> None:
 
 def to_classroom(report: dict) -> str:
     """GitHub Classroom's autograding reporter reads a base64-encoded JSON result."""
+    report = cleaned(report)
     tests = []
     for week_id, week in report["weeks"].items():
         for t in week["tests"]:
@@ -82,7 +110,7 @@ def to_classroom(report: dict) -> str:
                     else ("error" if t["status"] in ("error", "timeout") else "fail"),
                     "score": t["score"],
                     "max_score": t["max_score"],
-                    "message": t["message"][:1000],
+                    "message": t["message"],
                     "line_no": 0,
                     "duration": int(t.get("duration", 0) * 1000),
                 }

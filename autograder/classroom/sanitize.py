@@ -9,9 +9,13 @@ and cleans each message:
 * a message that quotes any line of a hidden test or of a reference solution (or carries a long
   encoded blob) is cut before the first quotation: submission code that manages to read those
   files cannot mail them out through an exception;
-* every message is capped in length.
+* the grading seed is redacted in every form a message could spell it in (`seed_pattern`);
+* every message goes through `autograder.messages` (control bytes, workflow commands and
+  invisible format characters removed, capped at `MAX_MESSAGE`), and `to_markdown` renders
+  names with `messages.markdown_inline` and messages with `messages.markdown_block`.
 
 What was redacted is counted (``redactions``) so the gradebook can point the instructor at it.
+The seed itself is never copied (the public copy has no ``seed`` key).
 """
 
 from __future__ import annotations
@@ -19,14 +23,30 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import messages
+from ..messages import MAX_MESSAGE
 from ..report import week_table
 from ..weeks import ROOT
 
-MAX_MESSAGE = 1500
 MIN_LINE = 24  # shorter source lines are too generic to be worth redacting
 BLOB = re.compile(r"[A-Za-z0-9+/=_-]{120,}")
 REDACTED = "[redacted: grader source]"
 WITHHELD = "[the rest of this message quoted the grader's own files and was withheld]"
+REDACTED_SEED = "[redacted: seed]"
+
+# The seed's forms that are redacted. Seeds are drawn below 2**31, so nearly all have 9 or 10
+# digits; a small seed is not much of a secret and its forms are everyday numbers (a shape, a
+# dimension, `d_k = 64`), so:
+#  * a seed of fewer than SEED_MIN_DIGITS decimal digits (below 1000) is not redacted at all;
+#  * otherwise its decimal, hexadecimal (any case, with or without 0x), octal (with or without
+#    0o) and binary (with or without 0b) digits are, each only if at least SEED_MIN_DIGITS long;
+#  * a seed of at least SEED_SPREAD_DIGITS decimal digits is also redacted with up to two
+#    separators between any two digits (1_234_567, 1,234,567, "1 2 3 4 5 6 7", one digit a line)
+#    and with its decimal digits reversed (7654321), forms a shorter number takes by accident.
+# Matches are substrings (no word boundaries): 0012345678 and x1234567y hide the seed too.
+SEED_MIN_DIGITS = 4
+SEED_SPREAD_DIGITS = 6
+_SEPARATORS = r"[\s_,.'’:;/|-]{0,2}"
 
 
 def secret_lines(root: Path = ROOT) -> set[str]:
@@ -51,9 +71,36 @@ def _lines(path: Path) -> set[str]:
     return {line.strip() for line in text.splitlines() if len(line.strip()) >= MIN_LINE}
 
 
-def clean_message(text: str, secret: set[str], paths: list[str]) -> tuple[str, int]:
-    """(cleaned message, number of redactions)."""
+def seed_pattern(seed: object) -> re.Pattern | None:
+    """What `clean_message` redacts of the grading seed (see SEED_MIN_DIGITS), or None."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        return None
+    decimal = str(seed)
+    if len(decimal) < SEED_MIN_DIGITS:
+        return None
+    spread = len(decimal) >= SEED_SPREAD_DIGITS
+    forms = [("", decimal), ("(?:0x)?", f"{seed:x}"), ("(?:0o)?", f"{seed:o}"), ("(?:0b)?", f"{seed:b}")]
+    reverse = decimal[::-1].lstrip("0")
+    if spread and len(reverse) >= SEED_SPREAD_DIGITS and reverse != decimal:
+        forms.append(("", reverse))
+    between = _SEPARATORS if spread else ""
+    alternatives = [
+        prefix + between.join(re.escape(ch) for ch in digits)
+        for prefix, digits in forms
+        if len(digits) >= SEED_MIN_DIGITS
+    ]
+    alternatives.sort(key=len, reverse=True)  # the longest form first where two start alike
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def clean_message(
+    text: str, secret: set[str], paths: list[str], seed: re.Pattern | int | None = None
+) -> tuple[str, int]:
+    """(cleaned message, number of redactions); ``seed``: the grading seed or its `seed_pattern`."""
     redactions = 0
+    # Control and format characters go first: inserted into a quoted line of grader source
+    # they would otherwise hide it from the comparison below.
+    text = messages.clean(text, limit=None)
     for path in paths:
         text = text.replace(
             path.rstrip("/") + "/", "exercises/" if Path(path).name == "submission" else "<grader>/"
@@ -68,9 +115,11 @@ def clean_message(text: str, secret: set[str], paths: list[str]) -> tuple[str, i
         # What surrounds a quoted grader line is grader source too (its short lines, its
         # layout): keep the message up to the first quotation only.
         text = text.split(REDACTED, 1)[0].rstrip() + "\n" + WITHHELD
-    if len(text) > MAX_MESSAGE:
-        text = text[:MAX_MESSAGE] + " […]"
-    return text, redactions
+    pattern = seed if isinstance(seed, re.Pattern) else seed_pattern(seed)
+    if pattern is not None:
+        text, seeds = pattern.subn(REDACTED_SEED, text)
+        redactions += seeds
+    return messages.clean(text, MAX_MESSAGE), redactions
 
 
 def sanitize(wrapper: dict, secret: set[str] | None = None) -> dict:
@@ -91,12 +140,13 @@ def sanitize(wrapper: dict, secret: set[str] | None = None) -> dict:
             score=None, max_score=None, weeks={}, error="grading could not run; the instructor has been told"
         )
         return public
+    seed = seed_pattern(report.get("seed"))
     weeks = {}
     for week_id, week in report["weeks"].items():
         tests = []
         for t in week["tests"]:
-            message, n = clean_message(t.get("message") or "", secret, paths)
-            name, m = clean_message(t["name"], secret, paths)
+            message, n = clean_message(t.get("message") or "", secret, paths, seed)
+            name, m = clean_message(t["name"], secret, paths, seed)
             public["redactions"] += n + m
             tests.append(
                 {
@@ -138,14 +188,15 @@ def to_markdown(public: dict) -> str:
             continue
         lines += ["", f"### {week_id}: what to fix", ""]
         for t in failing:
-            lines.append(
-                f"- {_ICON.get(t['status'], '')} **{t['name']}** ({t['max_score']:g} pts, {t['status']})"
-            )
+            name = messages.markdown_inline(t["name"])
+            lines.append(f"- {_ICON.get(t['status'], '')} **{name}** ({t['max_score']:g} pts, {t['status']})")
             if t["message"]:
-                body = t["message"].replace("```", "'''")
-                lines += ["", "  ```text", *[f"  {line}" for line in body.splitlines()], "  ```"]
+                lines += ["", messages.markdown_block(t["message"], indent="  ")]
     lines += ["", "Hidden tests draw fresh inputs at every grading; their messages name what was checked."]
     return "\n".join(lines) + "\n"
+
+
+STATUS_LIMIT = 140  # GitHub's limit on a commit status's description
 
 
 def status_line(public: dict) -> tuple[str, str]:
@@ -154,7 +205,7 @@ def status_line(public: dict) -> tuple[str, str]:
         return "error", "Grading could not run; your instructor has been told."
     weeks = " · ".join(f"{w} {v['score']:g}/{v['max_score']:g}" for w, v in public["weeks"].items())
     text = f"{public['score']:g}/{public['max_score']:g} points ({weeks})"
-    if len(text) > 140:
+    if len(text) > STATUS_LIMIT:
         text = f"{public['score']:g}/{public['max_score']:g} points over {len(public['weeks'])} weeks"
     state = "success" if public["score"] == public["max_score"] else "failure"
-    return state, text
+    return state, messages.first_line(text, STATUS_LIMIT)

@@ -20,7 +20,11 @@ EVENT_TYPE = "grade-request"
 
 
 def feedback(report: dict) -> tuple[str, list[str]]:
-    """(Markdown for the job summary, workflow-command lines for GitHub Classroom)."""
+    """(Markdown for the job summary, workflow-command lines for GitHub Classroom).
+
+    The summary's names and messages are cleaned by `report.to_markdown` (`autograder.messages`);
+    the data of each notice is escaped for its command line by `messages.workflow_value`."""
+    from ..messages import workflow_value
     from ..report import to_markdown
 
     body = to_markdown(report).split("\n", 1)[1]  # the engine's table, under our own heading
@@ -32,8 +36,9 @@ def feedback(report: dict) -> tuple[str, list[str]]:
     )
     totals = {"totalPoints": report["score"], "maxPoints": report["max_score"]}
     notices = [
-        f"::notice title=Autograding complete::Points {report['score']:g}/{report['max_score']:g}",
-        f"::notice title=Autograding report::{json.dumps(totals)}",
+        "::notice title=Autograding complete::"
+        + workflow_value(f"Points {report['score']:g}/{report['max_score']:g}"),
+        f"::notice title=Autograding report::{workflow_value(json.dumps(totals))}",
     ]
     return summary, notices
 
