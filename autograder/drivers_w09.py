@@ -1,14 +1,95 @@
 """Week 9 drivers: training runs, optimizer steps and file-writing tools of the capstone, run
 beside the submission (``submission.run(fn, pkg, …)`` with ``pkg`` the student's
-``w09_capstone`` package). They return data (tensors, numbers, strings, paths as strings);
-every verdict, loss included, is computed by the hidden test from what comes back."""
+``w09_capstone`` package). They return data (tensors, numbers, strings, bytes); every verdict,
+loss included, is computed by the hidden test from what comes back.
+
+Files. A submission process may write only inside its own working directory, and the grader
+never opens a path the submission chose or could have changed. So a driver that writes files
+works in a fresh directory of its own (`_scratch`), hands the submission relative paths only
+(``out_dir="runs"``, ``"bpe.json"``), writes any corpus it is given as text itself, and sends
+back the files the test inspects as bytes (`read_files`): the test parses those bytes and
+opens nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+FILES_LIMIT = 8 << 20  # bytes of files one driver sends back (the reply's pickle holds 16 MiB)
+
+
+@contextlib.contextmanager
+def _scratch():
+    """Work in a new, empty directory: under the sandbox it lies inside the process's own
+    working directory (its temporary directory is that directory); with ``--isolation none``
+    it keeps a run's files out of the grader's working directory. Removed afterwards."""
+    previous = os.getcwd()
+    folder = tempfile.mkdtemp(prefix="w09-")
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_corpus(config: dict, corpus: str | None) -> None:
+    """Write ``corpus`` where ``config["data"]`` (a relative path) says the run reads it."""
+    if corpus is None:
+        return
+    path = Path(config["data"])
+    if path.is_absolute():
+        raise ValueError(f"a corpus given as text goes to a relative path, not {path}")
+    path.write_text(corpus, encoding="utf-8")
+
+
+def read_files(folder, names, limit: int = FILES_LIMIT) -> dict:
+    """The regular files ``folder/name`` as ``{"files": {name: bytes}, "problems": {name: why}}``.
+    A missing file is in neither; no link is followed and no FIFO or device is waited on; past
+    ``limit`` bytes in all, a file is a problem instead."""
+    files, problems, left = {}, {}, limit
+    for name in names:
+        try:
+            fd = os.open(Path(folder) / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                problems[name] = "is a symbolic link, not a regular file"
+            else:
+                problems[name] = f"cannot be opened ({exc.strerror or type(exc).__name__})"
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                problems[name] = "is not a regular file"
+                continue
+            if info.st_size > left:
+                problems[name] = f"is larger ({info.st_size:,} bytes) than the grader reads back"
+                continue
+            chunks, size = [], 0
+            while chunk := os.read(fd, min(1 << 20, left + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > left:
+                    break
+            if size > left:
+                problems[name] = "grew past the size the grader reads back"
+                continue
+            files[name] = b"".join(chunks)
+            left -= size
+        finally:
+            os.close(fd)
+    return {"files": files, "problems": problems}
 
 
 def _state(model) -> dict[str, torch.Tensor]:
@@ -55,49 +136,96 @@ def evaluate(pkg, model, state: dict, splits: dict, kwargs: dict):
 
 
 def train_and_predict(pkg, config: dict, inputs: torch.Tensor) -> torch.Tensor:
-    """Train with `pkg.train` on ``config``; return the trained model's logits on ``inputs``
-    (eval mode, no grad). The loss is computed by the test."""
-    result = pkg.train(replace(pkg.TrainConfig(), **config))
-    model = result.model
-    model.eval()
-    with torch.no_grad():
-        logits, _ = model(inputs)
+    """Train with `pkg.train` on ``config`` (its ``data`` a file the process may read, its
+    ``out_dir`` relative); return the trained model's logits on ``inputs`` (eval mode, no
+    grad). The loss is computed by the test."""
+    with _scratch():
+        result = pkg.train(replace(pkg.TrainConfig(), **config))
+        model = result.model
+        model.eval()
+        with torch.no_grad():
+            logits, _ = model(inputs)
     return logits
 
 
-def resume_runs(pkg, config: dict, stop_at: int):
-    """Run A straight through ``max_steps``; run B to ``stop_at`` (same schedule), then resume
-    it to ``max_steps``. Returns both final state dicts and both run directories."""
-    base = replace(pkg.TrainConfig(), **config)
-    total = base.max_steps
-    a = pkg.train(replace(base, run_id="straight", lr_decay_steps=total))
-    pkg.train(replace(base, run_id="resumed", max_steps=stop_at, lr_decay_steps=total))
-    b = pkg.train(
-        replace(base, run_id="resumed", lr_decay_steps=total, resume=str(Path(base.out_dir) / "resumed"))
-    )
-    return {
-        "straight": _state(a.model),
-        "resumed": _state(b.model),
-        "run_dir": str(a.run_dir),
-        "step": b.step,
-    }
+def resume_runs(pkg, config: dict, stop_at: int, resume_seed: int, corpus: str | None = None) -> dict:
+    """Run A straight through ``max_steps``; run B to ``stop_at`` (same seed, same schedule),
+    then resume B to ``max_steps`` with ``seed=resume_seed``. A real resume restores the RNG and
+    the batch generator from the checkpoint, so that seed changes nothing; a run that starts
+    over ends elsewhere. ``corpus`` (text) is written to ``config["data"]`` first.
+
+    Returns both final state dicts, the step the resumed run reached, and A's ``ckpt.pt``
+    (in ``out_dir / "straight"``) as bytes (`read_files`)."""
+    with _scratch():
+        _write_corpus(config, corpus)
+        base = replace(pkg.TrainConfig(), **config)
+        total = base.max_steps
+        a = pkg.train(replace(base, run_id="straight", lr_decay_steps=total))
+        pkg.train(replace(base, run_id="resumed", max_steps=stop_at, lr_decay_steps=total))
+        resume = str(Path(base.out_dir) / "resumed")
+        b = pkg.train(replace(base, run_id="resumed", lr_decay_steps=total, seed=resume_seed, resume=resume))
+        files = read_files(Path(base.out_dir) / "straight", ["ckpt.pt"])
+        return {
+            "straight": _state(a.model),
+            "resumed": _state(b.model),
+            "step": b.step,
+            **files,
+        }
 
 
-def run_with_artifacts(pkg, config: dict, prompt: str) -> dict:
+RUN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "log.txt",
+    "ckpt.pt",
+    "best.pt",
+    "tokenizer.json",
+    "gallery.md",
+    "perplexity.json",
+)
+MAX_MAPS = 16  # attention maps read back (the test expects one per layer)
+
+
+def run_with_artifacts(pkg, config: dict, prompt: str, corpus: str | None = None) -> dict:
     """A short run, then the inspection tools on its best checkpoint: gallery, attention maps
-    and the held-out perplexity report, all written into the run directory."""
-    result = pkg.train(replace(pkg.TrainConfig(), **config))
-    run_dir = Path(result.run_dir)
-    model, tokenizer, state = pkg.load_model(run_dir)
-    pkg.write_gallery(model, tokenizer, run_dir / "gallery.md", prompts=(prompt,), max_new_tokens=20)
-    maps = pkg.save_attention_maps(model, tokenizer, prompt, run_dir / "attention")
-    report = pkg.perplexity_report(model, tokenizer, state["config"], run_dir / "perplexity.json")
-    return {
-        "run_dir": str(run_dir),
-        "maps": [str(p) for p in maps],
-        "report": {k: v for k, v in report.items() if isinstance(v, (int, float))},
-        "state": _state(model),
-    }
+    and the held-out perplexity report, all written into the run directory. ``corpus`` (text)
+    is written to ``config["data"]`` first.
+
+    Returns the run directory as reported and whether it is ``out_dir / run_id``, the map paths
+    as reported, the report's numbers, the loaded weights, and as bytes the files of
+    ``out_dir / run_id`` (`RUN_FILES`) and the first `MAX_MAPS` maps."""
+    with _scratch():
+        _write_corpus(config, corpus)
+        result = pkg.train(replace(pkg.TrainConfig(), **config))
+        run_dir = Path(result.run_dir)
+        model, tokenizer, state = pkg.load_model(run_dir)
+        pkg.write_gallery(model, tokenizer, run_dir / "gallery.md", prompts=(prompt,), max_new_tokens=20)
+        maps = [str(p) for p in pkg.save_attention_maps(model, tokenizer, prompt, run_dir / "attention")]
+        report = pkg.perplexity_report(model, tokenizer, state["config"], run_dir / "perplexity.json")
+        expected = Path(config.get("out_dir", pkg.TrainConfig().out_dir)) / config["run_id"]
+        same = run_dir.is_dir() and expected.is_dir() and run_dir.resolve() == expected.resolve()
+        files = read_files(expected, RUN_FILES)
+        map_files = read_files(
+            ".", maps[:MAX_MAPS], limit=FILES_LIMIT - sum(map(len, files["files"].values()))
+        )
+        return {
+            "run_dir": str(run_dir),
+            "run_dir_is_expected": same,
+            "maps": maps,
+            "map_files": map_files,
+            "report": {k: v for k, v in report.items() if isinstance(v, (int, float))},
+            "state": _state(model),
+            **files,
+        }
+
+
+def save_and_reload(obj, cls, filename: str, sample: str) -> dict:
+    """``obj.save(filename)`` then ``cls.load(filename)`` in a directory of the driver's own;
+    returns the loaded tokenizer's merges and its ids for ``sample``."""
+    with _scratch():
+        obj.save(filename)
+        again = cls.load(filename)
+        return {"merges": again.state_dict()["merges"], "ids": again.encode(sample)}
 
 
 def sample(pkg, model, state: dict, prompt: torch.Tensor, n: int, seed: int, sampling: dict) -> torch.Tensor:

@@ -112,6 +112,20 @@ BUGS = [
         file="train.py",
         catches="test_checkpoint_round_trip_and_exact_resume",
     ),
+    Bug(
+        # The run goes on in the resumed directory but starts over from step 0 with fresh
+        # weights: with the first run's seed it would end exactly where a real resume does.
+        "train ignores resume (starts fresh)",
+        "        checkpoint = load_checkpoint(resume)\n"
+        "        run_dir = resume if resume.is_dir() else resume.parent\n"
+        '        saved = checkpoint["config"]\n'
+        '        changed = [k for k in MODEL_FIELDS + ("tokenizer", "data") if saved.get(k) != getattr(config, k)]\n'
+        "        if changed:\n"
+        "            raise ValueError(f\"cannot resume {run_dir} with a different {', '.join(changed)}\")\n",
+        "        run_dir = resume if resume.is_dir() else resume.parent\n",
+        file="train.py",
+        catches="test_checkpoint_round_trip_and_exact_resume",
+    ),
     # ------------------------------------------------------------------ sample.py
     Bug(
         "sampling ignores the generator",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from autograder.suites.w09_capstone import oracle
@@ -109,10 +107,11 @@ def new_model(student, cfg: dict):
     return student.MiniGPT(student.GPTConfig(**cfg))
 
 
-def small_corpus(tmp_path: Path, n_chars: int = 60_000) -> Path:
-    """The first ``n_chars`` of tiny Shakespeare (all 65 characters do not occur in it; runs
-    that use it are about the machinery, not the loss)."""
-    text = oracle.shakespeare().read_text()[:n_chars]
-    path = tmp_path / "corpus.txt"
-    path.write_text(text)
-    return path
+CORPUS_FILE = "corpus.txt"  # where a driver writes the corpus it is given, in its own directory
+
+
+def small_corpus(n_chars: int = 60_000) -> str:
+    """The first ``n_chars`` of tiny Shakespeare, as text for a driver to write as `CORPUS_FILE`
+    (all 65 characters do not occur in it; runs that use it are about the machinery, not the
+    loss)."""
+    return oracle.shakespeare().read_text()[:n_chars]

@@ -3,23 +3,34 @@ exact resume, and the run directory.
 
 `train_step` is replayed here with the functional oracle, `torch.optim.AdamW` and
 `torch.nn.utils.clip_grad_norm_`; the trained model's validation loss is computed here from
-the logits it returns; checkpoints are read here with ``weights_only=True``.
+the logits it returns. Runs write only relative paths inside the submission process's own
+directory; the files a test inspects come back as bytes (`autograder.drivers_w09.read_files`)
+and are parsed here (checkpoints with ``weights_only=True``), never opened by path.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import zipfile
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import check, check_close, check_equal
+from autograder.checks import GradingFailure, check, check_close, check_equal
 from autograder.drivers_w09 import evaluate, resume_runs, run_with_artifacts, train_and_predict, train_steps
 from autograder.suites.w09_capstone import oracle
-from autograder.suites.w09_capstone.common import model_config, new_model, randint, random_state, small_corpus
+from autograder.suites.w09_capstone.common import (
+    CORPUS_FILE,
+    model_config,
+    new_model,
+    randint,
+    random_state,
+    small_corpus,
+)
 
 pytestmark = pytest.mark.w09
 
@@ -30,6 +41,55 @@ BIGRAM_FLOOR = 2.48  # nats/char: a count-based bigram model's validation loss i
 def _windows(data: torch.Tensor, starts: torch.Tensor, T: int):
     offsets = torch.arange(T)
     return data[starts[:, None] + offsets], data[starts[:, None] + offsets + 1]
+
+
+# --------------------------------------------------------------------------- files, as bytes
+def _file(out: dict, name: str, missing: str = "") -> bytes:
+    """A file the driver read back (`read_files`), or a failure that says why it is not there
+    (by default as a file of the run directory)."""
+    data = out["files"].get(name)
+    if isinstance(data, bytes):
+        return data
+    problem = out["problems"].get(name)
+    if problem:
+        raise GradingFailure(f"{name[:200]} {problem}.")
+    raise GradingFailure(missing or f"the run directory has no {name}.")
+
+
+def _text(out: dict, name: str) -> str:
+    return _file(out, name).decode("utf-8", errors="replace")
+
+
+def _json(out: dict, name: str):
+    try:
+        return json.loads(_file(out, name))
+    except (ValueError, RecursionError) as exc:
+        raise GradingFailure(f"{name} is not valid JSON ({str(exc)[:200]}).") from None
+
+
+def _checkpoint(out: dict, name: str) -> dict:
+    """A checkpoint's bytes read as data: a torch.save archive (at most the drivers'
+    `FILES_LIMIT` bytes) stored uncompressed, so no zip bomb, loaded with ``weights_only=True``."""
+    data = _file(out, name)
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        raise GradingFailure(f"{name} is not a file written by torch.save.") from None
+    declared = sum(m.file_size for m in members)
+    if declared > len(data) or any(m.compress_type != zipfile.ZIP_STORED for m in members):
+        raise GradingFailure(
+            f"{name} is not a file written by torch.save (its archive is compressed or truncated)."
+        )
+    try:
+        value = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - whatever torch refuses is not a checkpoint
+        raise GradingFailure(
+            f"{name} cannot be read with torch.load(weights_only=True) "
+            f"({type(exc).__name__}: {str(exc)[:200]}); save state dicts and plain data only."
+        ) from None
+    if not isinstance(value, dict):
+        raise GradingFailure(f"{name} holds a {type(value).__name__}, not a dict.")
+    return value
 
 
 # --------------------------------------------------------------------------- train_step
@@ -172,14 +232,15 @@ FLOOR_RUN = dict(
 
 @pytest.mark.points(6)
 @pytest.mark.limit(60)
-def test_trains_below_bigram_floor(student, submission, gen, tmp_path):
+def test_trains_below_bigram_floor(student, submission, gen):
     """Trained for 350 small steps on CPU, the model beats the bigram floor (2.48 nats/char)"""
     path = oracle.shakespeare()
     chars, data = oracle.sorted_char_ids(path.read_text())
     val = data[int(0.9 * len(data)) :]
     T = FLOOR_RUN["block_size"]
     x, y = _windows(val, torch.randint(len(val) - T, (128,), generator=gen), T)
-    config = {**FLOOR_RUN, "data": str(path), "seed": randint(gen, 10**6), "out_dir": str(tmp_path)}
+    # The dataset is read where the course ships it; the run directory is the process's own.
+    config = {**FLOOR_RUN, "data": str(path), "seed": randint(gen, 10**6), "out_dir": "runs"}
     logits = submission.run(train_and_predict, student, config, x)
     check_equal(tuple(logits.shape), (128, T, len(chars)), what="logits of the trained model")
     loss = F.cross_entropy(logits.flatten(0, 1).double(), y.flatten()).item()
@@ -193,10 +254,10 @@ def test_trains_below_bigram_floor(student, submission, gen, tmp_path):
 
 
 @pytest.mark.points(3)
-def test_checkpoint_round_trip_and_exact_resume(student, submission, gen, tmp_path):
+def test_checkpoint_round_trip_and_exact_resume(student, submission, gen):
     """A run stopped and resumed from its checkpoint ends bit-identical to an uninterrupted one"""
     config = dict(
-        data=str(small_corpus(tmp_path)),
+        data=CORPUS_FILE,
         n_layers=1,
         n_heads=2,
         d_model=32,
@@ -209,10 +270,13 @@ def test_checkpoint_round_trip_and_exact_resume(student, submission, gen, tmp_pa
         eval_iters=1,
         log_interval=2,
         seed=randint(gen, 10**6),
-        out_dir=str(tmp_path / "runs"),
+        out_dir="runs",
         progress=False,
     )
-    out = submission.run(resume_runs, student, config, 6)
+    # The resuming call gets another seed: everything must come from the checkpoint, so a
+    # train() that ignores resume and starts over ends elsewhere.
+    resume_seed = config["seed"] + 1 + randint(gen, 10**6)
+    out = submission.run(resume_runs, student, config, 6, resume_seed, small_corpus())
     check_equal(int(out["step"]), 12, what="step reached by the resumed run")
     for name, want in out["straight"].items():
         check_close(
@@ -221,9 +285,14 @@ def test_checkpoint_round_trip_and_exact_resume(student, submission, gen, tmp_pa
             what=f"{name} after stopping at step 6 and resuming to 12",
             atol=0.0,
             rtol=0.0,
-            hint="restore the model, the optimizer state, the step, the batch generator and the RNG (dropout).",
+            hint="resume from the checkpoint: the model, the optimizer state, the step, the batch generator and "
+            "the RNG (dropout). The resuming call was given another seed, so none of these may come from it.",
         )
-    saved = torch.load(f"{out['run_dir']}/ckpt.pt", weights_only=True, map_location="cpu")
+    saved = _checkpoint(out, "ckpt.pt")
+    check(
+        {"model", "optimizer", "step"} <= set(saved),
+        "ckpt.pt misses model / optimizer / step.",
+    )
     check_equal(int(saved["step"]), 12, what="step stored in ckpt.pt")
     for name, want in out["straight"].items():
         check_close(saved["model"][name], want, what=f"ckpt.pt model[{name!r}]", atol=0.0, rtol=0.0)
@@ -234,11 +303,11 @@ def test_checkpoint_round_trip_and_exact_resume(student, submission, gen, tmp_pa
 
 
 @pytest.mark.points(2)
-def test_run_directory_holds_what_the_notes_promise(student, submission, gen, tmp_path):
+def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
     """The run directory holds config, metrics, log, checkpoints, gallery, maps and a perplexity report"""
     max_steps, log_interval, eval_interval = 10, 2, 5
     config = dict(
-        data=str(small_corpus(tmp_path)),
+        data=CORPUS_FILE,
         n_layers=2,
         n_heads=2,
         d_model=32,
@@ -252,13 +321,13 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen, tm
         eval_iters=1,
         log_interval=log_interval,
         seed=randint(gen, 10**6),
-        out_dir=str(tmp_path / "runs"),
+        out_dir="runs",
         run_id="inspect",
         progress=False,
     )
-    out = submission.run(run_with_artifacts, student, config, "To be or not")
-    run = tmp_path / "runs" / "inspect"
-    check_equal(out["run_dir"].rstrip("/"), str(run), what="run directory (out_dir / run_id)")
+    out = submission.run(run_with_artifacts, student, config, "To be or not", small_corpus())
+    if not out["run_dir_is_expected"]:  # the same directory written another way is fine
+        check_equal(out["run_dir"].rstrip("/"), "runs/inspect", what="run directory (out_dir / run_id)")
     for name in (
         "config.json",
         "metrics.csv",
@@ -268,14 +337,14 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen, tm
         "tokenizer.json",
         "gallery.md",
     ):
-        check((run / name).is_file(), f"the run directory has no {name}.")
-    saved = json.loads((run / "config.json").read_text())
+        _file(out, name)  # "the run directory has no …" when it is missing
+    saved = _json(out, "config.json")
+    check(isinstance(saved, dict), "config.json does not hold a JSON object of settings.")
     for key, value in config.items():
         check_equal(saved.get(key), value, what=f"config.json[{key!r}]")
-    with open(run / "metrics.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        check_equal(reader.fieldnames, METRIC_COLUMNS, what="metrics.csv columns")
-        rows = list(reader)
+    reader = csv.DictReader(io.StringIO(_text(out, "metrics.csv"), newline=""))
+    check_equal(reader.fieldnames, METRIC_COLUMNS, what="metrics.csv columns")
+    rows = list(reader)
     steps = [int(r["step"]) for r in rows]
     logged = {
         0,
@@ -309,19 +378,23 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen, tm
                 float(r["tokens_per_s"]) > 0 and float(r["train_loss"]) > 0,
                 f"metrics.csv step {step}: empty values.",
             )
-    check(len((run / "log.txt").read_text().strip().splitlines()) >= 3, "log.txt says almost nothing.")
-    ckpt = torch.load(run / "ckpt.pt", weights_only=True, map_location="cpu")
+    check(len(_text(out, "log.txt").strip().splitlines()) >= 3, "log.txt says almost nothing.")
+    ckpt = _checkpoint(out, "ckpt.pt")
     check(
         {"model", "optimizer", "step", "config", "tokenizer"} <= set(ckpt),
         "ckpt.pt misses model / optimizer / step / config / tokenizer.",
     )
-    best = torch.load(run / "best.pt", weights_only=True, map_location="cpu")
+    best = _checkpoint(out, "best.pt")
     check({"model", "config", "tokenizer"} <= set(best), "best.pt misses model / config / tokenizer.")
-    check("To be or not" in (run / "gallery.md").read_text(), "gallery.md does not show its prompt.")
+    check("To be or not" in _text(out, "gallery.md"), "gallery.md does not show its prompt.")
     check_equal(len(out["maps"]), config["n_layers"], what="attention-map PNGs (one per layer)")
     for path in out["maps"]:
-        check(open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG file.")
-    report = json.loads((run / "perplexity.json").read_text())
+        png = _file(
+            out["map_files"], path, f"save_attention_maps returned {path[:200]}, which does not exist."
+        )
+        check(png[:8] == b"\x89PNG\r\n\x1a\n", f"{path[:200]} is not a PNG file.")
+    report = _json(out, "perplexity.json")
+    check(isinstance(report, dict), "perplexity.json does not hold a JSON object.")
     check_close(
         torch.tensor(float(report["perplexity"])),
         torch.tensor(math.exp(float(report["nats_per_token"]))),
