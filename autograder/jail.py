@@ -200,6 +200,8 @@ def main() -> int:
     if settings.get("memory_mib"):
         argv += ["--memory-limit", str(settings["memory_mib"])]
     argv.append(f"--engine-option=--namespaces={','.join(NAMESPACES)}")
+    if settings.get("landlock") is False:
+        argv.append("--engine-option=--no-landlock")
     args = build_parser().parse_args(argv)
     return args.func(args)
 
