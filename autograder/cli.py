@@ -55,6 +55,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from . import report as render
     from .grade import build_report, default_submission, resolve_weeks, run_pytest
+    from .messages import terminal
 
     submission = Path(args.submission) if args.submission else default_submission(for_grading=True)
     if not submission.is_dir():
@@ -100,7 +101,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if state.grader_errors:
         print("course grade: the grader itself failed; the report says where:", file=sys.stderr)
         for problem in state.grader_errors:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {terminal(problem)}", file=sys.stderr)
         return 2
     return 0
 

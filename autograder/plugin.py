@@ -79,6 +79,7 @@ class State:
         else:
             info = {"isolation": "process", **self.sandbox}
         info["namespaces"] = list(self.namespaces)
+        info["network"] = "net" not in self.namespaces
         info["authoritative"] = bool(info.get("user") and {"pid", "mount", "net"} <= set(self.namespaces))
         return info
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..messages import workflow_value
 from ..schedule import SCHEDULE, load_schedule, parse_time
 from ..weeks import ROOT, WEEKS, get_week
 
@@ -59,7 +60,7 @@ def cmd_fetch(args) -> int:
     for meta in fetched:
         print(f"fetched {meta['student']} @ {meta['commit'][:10]}")
     for line in problems:
-        print(f"::warning::{line}")
+        print(f"::warning::{workflow_value(line)}")
     print(f"{len(fetched)} submission(s) to grade")
     return 0
 
@@ -115,7 +116,7 @@ def cmd_post(args) -> int:
         reports, GitHub(args.api_url, _token(args.token_env)), link=args.link, context=args.context
     )
     for line in problems:
-        print(f"::error::{line}")
+        print(f"::error::{workflow_value(line)}")
     return 1 if problems else 0
 
 
