@@ -5,11 +5,12 @@ process of new PID, mount, network, IPC and UTS namespaces (``unshare``), hands 
 settings on stdin (the seed never appears in a command line), and reads the report back once
 the namespaces are gone. `main` (inside, still root) then:
 
-1. mounts private, empty, size-capped tmpfs on ``/tmp``, ``/var/tmp`` and ``/dev/shm``;
-2. binds the work folder at ``/tmp/grading`` (engine, submission, report folder; root's);
-3. makes the interpreter reachable for the sandbox user where it lives in a private home (a
-   tmpfs over the blocking folder, with only the interpreter's folders bound back);
-4. runs `course grade` in this process with ``--sandbox-user``: submission processes drop to
+1. builds a new root and pivots into it: the system's folders read-only (``/usr``, ``/etc``…),
+   ``/dev``, a fresh ``/proc``, private, empty, size-capped tmpfs on ``/tmp``, ``/var/tmp`` and
+   ``/dev/shm``, the interpreter's own folders read-only, and the work folder (engine,
+   submission, report folder; root's) at ``/tmp/grading``. Nothing else of the host is there:
+   no home folder, no checkout of the course and its solutions;
+2. runs `course grade` in this process with ``--sandbox-user``: submission processes drop to
    that user, and the report is written into a folder only root can enter.
 
 When this process exits, the kernel kills every other process of the PID namespace and
@@ -115,51 +116,85 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
 
 
-def _blocking_folder(path: str) -> str | None:
-    """The first folder above ``path`` that others may not pass through (mode without o+x)."""
-    parts = Path(path).parts
-    for i in range(2, len(parts) + 1):
-        folder = str(Path(*parts[:i]))
-        try:
-            if not os.stat(folder).st_mode & stat.S_IXOTH:
-                return folder
-        except OSError:
-            return None
-    return None
+# What the jail's root holds from the host (read-only): the system's programs, libraries and
+# configuration. Nothing else of the host is there: no home, no checkout of the course (with
+# its solutions), no other user's files. The interpreter and its packages are bound in on top.
+SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+MS_RDONLY, MS_REMOUNT, MNT_DETACH = 1, 32, 2
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
 
 
-def _expose(paths: list[str]) -> None:
-    """Make ``paths`` reachable for every user: over each folder that blocks the way (a home
-    of mode 0700, say) a tmpfs is mounted, and only ``paths`` are bound back into it. What
-    else that folder held stays hidden from everyone in the namespace."""
-    plan: dict[str, list[tuple[str, int]]] = {}
-    for path in sorted(set(paths)):
-        blocker = _blocking_folder(path)
-        if blocker and os.path.isdir(path):
-            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            plan.setdefault(blocker, []).append((path, fd))
-    for blocker, entries in plan.items():
-        _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=1m")
-        for path, fd in entries:
-            os.makedirs(path, mode=0o711, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-            os.close(fd)
+def _bind(source: str, target: str, writable: bool = False) -> None:
+    _mount(source, target, None, MS_BIND | MS_REC)
+    if not writable:
+        _mount("", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _build_root(new: str, work_fd: int, python: dict[str, int], tmp_size: str) -> None:
+    """A fresh root at ``new`` (a tmpfs): the system folders, /dev, a new /proc, /sys (for the
+    grader's control groups), private /tmp, /var/tmp and /dev/shm, the interpreter's folders,
+    and the work folder at /tmp/grading."""
+    _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
+    for name in SYSTEM:
+        host = f"/{name}"
+        if os.path.islink(host):
+            os.symlink(os.readlink(host), f"{new}/{name}")
+        elif os.path.isdir(host):
+            os.mkdir(f"{new}/{name}", 0o755)
+            _bind(host, f"{new}/{name}")
+    for name in ("dev", "proc", "sys", "tmp", "var", "var/tmp"):
+        os.mkdir(f"{new}/{name}", 0o755)
+    _mount("/dev", f"{new}/dev", None, MS_BIND | MS_REC)
+    _mount("tmpfs", f"{new}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{tmp_size}")
+    _mount("proc", f"{new}/proc", "proc", MS_NOSUID | MS_NODEV)
+    _mount("/sys", f"{new}/sys", None, MS_BIND | MS_REC)
+    for name in ("tmp", "var/tmp"):
+        _mount("tmpfs", f"{new}/{name}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{tmp_size}")
+    os.mkdir(f"{new}{INSIDE}", 0o711)
+    _bind(f"/proc/self/fd/{work_fd}", f"{new}{INSIDE}", writable=True)
+    for path, fd in sorted(python.items()):
+        if any(path == f"/{s}" or path.startswith(f"/{s}/") for s in SYSTEM):
+            continue  # already there
+        target = f"{new}{path}"
+        os.makedirs(target, mode=0o711, exist_ok=True)
+        _bind(f"/proc/self/fd/{fd}", target)
+
+
+def _pivot(new: str) -> None:
+    """Make ``new`` the root and let go of the old one entirely."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = _PIVOT_ROOT.get(os.uname().machine)
+    os.mkdir(f"{new}/.old", 0o700)
+    if number is None or libc.syscall(number, new.encode(), f"{new}/.old".encode()) != 0:
+        raise OSError(ctypes.get_errno(), "pivot_root failed")
+    os.chdir("/")
+    if libc.umount2(b"/.old", MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), "cannot detach the old root")
+    os.rmdir("/.old")
 
 
 def main() -> int:
     settings = json.loads(sys.stdin.read())
     sys.stdin.close()
     work = os.open(settings["work"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    needed = [sys.base_prefix, sys.prefix, *[p for p in sys.path if p and os.path.isdir(p)]]
+    python = {}
+    for path in {sys.base_prefix, sys.prefix, *sys.path}:
+        if (
+            path
+            and os.path.isdir(path)
+            and not any(path.startswith(p + "/") for p in (sys.base_prefix, sys.prefix))
+        ):
+            python[path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     _mount("", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here is seen outside
     tmp_size = f"size={settings.get('tmpfs_bytes', 2 << 30)}"
-    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(folder):
-            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{tmp_size}")
-    INSIDE.mkdir(mode=0o711)
-    _mount(f"/proc/self/fd/{work}", str(INSIDE), None, MS_BIND | MS_REC)
-    os.close(work)
-    _expose([p for p in needed if not p.startswith("/tmp/")])
+    # Stage the new root on a tmpfs over /tmp (the host's /tmp is not needed any more: the
+    # work folder is held open above).
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=1m")
+    os.mkdir("/tmp/root", 0o755)
+    _build_root("/tmp/root", work, python, tmp_size)
+    _pivot("/tmp/root")
+    for fd in [work, *python.values()]:
+        os.close(fd)
 
     if settings.get("probe"):  # can the sandbox user run the interpreter and torch in here?
         import pwd
