@@ -228,7 +228,7 @@ def test_a_hostile_run_ends_whole_and_touches_no_other(graded):
     w01 = eve["report"]["weeks"]["w01"]
     assert w01["score"] < w01["max_score"]
     by_name = {t["id"].split("::")[-1]: t for t in w01["tests"]}
-    assert by_name["test_sdpa_matches_pytorch_3d"]["status"] == "failed"
+    assert by_name["test_sdpa_matches_pytorch_3d"]["status"] != "passed"
     assert "LOOT" in by_name["test_softmax_matches_torch"]["message"]  # the attack did run
     assert "killed" not in by_name["test_softmax_matches_torch"]["message"]
     assert eve["report"]["sandbox"]["zygote_restarts"] == 0
