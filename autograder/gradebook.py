@@ -88,7 +88,9 @@ def load_reports(paths: list[Path]) -> tuple[list[Graded], list[str]]:
                 )
             )
         elif isinstance(data, dict) and data.get("schema_version") == 1 and "weeks" in data:
-            graded.append(Graded(path.stem, "", "", mtime, data, source=str(path)))
+            graded.append(
+                Graded(path.stem, "", "", mtime, data, sandbox=data.get("sandbox") or {}, source=str(path))
+            )
         else:
             skipped.append(f"{path}: not a grade report")
     return graded, skipped
@@ -137,7 +139,10 @@ def week_rows(graded: list[Graded], schedule: Schedule | None) -> tuple[list[dic
                 late_weeks.append(week_id)
         row["late"] = " ".join(late_weeks)
         row["reports"] = len(history)
-        row["sandboxed"] = "yes" if all(g.sandbox.get("user") for g in history if g.sandbox) else "no"
+        # "yes" only when every report of the student says it was graded in the jail as the
+        # sandbox user: a report that says nothing about its sandbox is not taken on trust.
+        trusted = [g for g in history if g.report]
+        row["sandboxed"] = "yes" if trusted and all(g.sandbox.get("authoritative") for g in trusted) else "no"
         row["redactions"] = sum(g.redactions for g in history)
         row["grading_errors"] = sum(1 for g in history if g.error)
         rows.append(row)
@@ -363,7 +368,7 @@ def build(
         if r.get("grading_errors"):
             notes.append(f"{r['student']}: grading failed {r['grading_errors']} time(s); see their reports")
         if r.get("sandboxed") == "no":
-            notes.append(f"{r['student']}: graded without the sandbox user at least once")
+            notes.append(f"{r['student']}: graded without the sandbox at least once (not authoritative)")
         if r.get("redactions"):
             notes.append(
                 f"{r['student']}: {r['redactions']} message part(s) redacted (grader source in a message)"

@@ -54,6 +54,21 @@ def week_table(weeks: dict) -> list[str]:
     return lines
 
 
+def sandbox_note(sandbox: dict | None) -> str | None:
+    """One line saying why a grade is not authoritative, or None when it is."""
+    sandbox = sandbox or {}
+    if sandbox.get("authoritative"):
+        return None
+    missing = []
+    if not sandbox.get("user"):
+        missing.append("no sandbox user")
+    if not {"pid", "mount", "net"} <= set(sandbox.get("namespaces") or []):
+        missing.append("no jail")
+    if sandbox.get("isolation") == "none":
+        missing.append("submission code ran inside the grader")
+    return "Not an authoritative grade: " + (", ".join(missing) or "no sandbox recorded") + "."
+
+
 def to_markdown(report: dict) -> str:
     report = cleaned(report)
     lines = [
@@ -61,8 +76,13 @@ def to_markdown(report: dict) -> str:
         "",
         f"seed `{report['seed']}` · isolation `{report['isolation']}` · grader {report['grader_version']}",
         "",
-        *week_table(report["weeks"]),
     ]
+    note = sandbox_note(report.get("sandbox"))
+    if note:
+        lines += [f"> ⚠️ {note}", ""]
+    if report.get("grader_errors"):
+        lines += ["> ⚠️ The grader itself failed in places; those tests will be graded again.", ""]
+    lines += week_table(report["weeks"])
     for week_id, week in report["weeks"].items():
         failing = [t for t in week["tests"] if t["status"] != "passed"]
         if not failing:
@@ -78,8 +98,12 @@ def to_markdown(report: dict) -> str:
 def write_junit(report: dict, path: Path) -> None:
     report = cleaned(report)
     xml = junitparser.JUnitXml(name="course grade")
+    note = sandbox_note(report.get("sandbox"))
     for week_id, week in report["weeks"].items():
         suite = junitparser.TestSuite(f"{week_id} {week.get('title', '')}".strip())
+        suite.add_property("authoritative", "no" if note else "yes")
+        if note:
+            suite.add_property("not_authoritative_because", note)
         for t in week["tests"]:
             case = junitparser.TestCase(t["name"], classname=week_id, time=t.get("duration", 0.0))
             message = messages.first_line(t["message"]) or t["status"]

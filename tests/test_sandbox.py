@@ -413,3 +413,42 @@ def test_a_fifo_for_a_module_ends_in_a_complete_report(engine, tmp_path):
     )
     assert code == 0 and report["complete"]
     assert all(t["status"] != "passed" for t in report["weeks"]["w01"]["tests"])
+
+
+# --------------------------------------------------------------------------- saying so
+def test_a_grade_without_the_sandbox_says_so_everywhere(tmp_path):
+    """Reports graded without the jail and sandbox user are marked in every rendering, the
+    student's copy and status, and the gradebook; a bare report is not taken on trust."""
+    import xml.etree.ElementTree as ET
+
+    from autograder import gradebook
+    from autograder import report as render
+    from autograder.classroom import sanitize
+
+    test = {"id": "x::test_a", "name": "a", "status": "passed", "score": 1.0, "max_score": 1.0, "message": ""}
+    week = {"title": "t", "score": 1.0, "max_score": 1.0, "tests": [test]}
+    bare = {"schema_version": 1, "score": 1.0, "max_score": 1.0, "seed": 7, "isolation": "process"}
+    bare |= {"grader_version": "x", "weeks": {"w01": week}}
+    plain = {
+        **bare,
+        "sandbox": {"isolation": "process", "user": None, "namespaces": [], "authoritative": False},
+    }
+    jailed = {
+        **bare,
+        "sandbox": {"user": "course-grader", "namespaces": ["pid", "mount", "net"], "authoritative": True},
+    }
+    assert "Not an authoritative grade" in render.to_markdown(plain)
+    assert "Not an authoritative grade" not in render.to_markdown(jailed)
+    render.write_junit(plain, tmp_path / "j.xml")
+    props = {p.get("name"): p.get("value") for p in ET.parse(tmp_path / "j.xml").iter("property")}
+    assert props["authoritative"] == "no"
+    wrapper = {"student": "s", "repository": "o/r", "commit": "c" * 40, "report": plain}
+    public = sanitize.sanitize(wrapper, secret=set())
+    assert "Not an authoritative grade" in sanitize.to_markdown(public)
+    assert sanitize.status_line(public)[1].startswith("not authoritative")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "bare.json").write_text(json.dumps(bare))
+    (folder / "jailed.json").write_text(json.dumps(jailed))
+    rows, _ = gradebook.week_rows(gradebook.load_reports([folder])[0], None)
+    assert {r["student"]: r["sandboxed"] for r in rows} == {"bare": "no", "jailed": "yes"}

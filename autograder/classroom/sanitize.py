@@ -164,6 +164,7 @@ def sanitize(wrapper: dict, secret: set[str] | None = None) -> dict:
             "tests": tests,
         }
     public.update(score=report["score"], max_score=report["max_score"], weeks=weeks)
+    public["authoritative"] = bool((report.get("sandbox") or {}).get("authoritative"))
     return public
 
 
@@ -180,8 +181,13 @@ def to_markdown(public: dict) -> str:
         "",
         f"commit {head}",
         "",
-        *week_table(public["weeks"]),
     ]
+    if not public.get("authoritative", True):
+        lines += [
+            "> ⚠️ Not an authoritative grade: graded without the sandbox. Your instructor will regrade.",
+            "",
+        ]
+    lines += week_table(public["weeks"])
     for week_id, week in public["weeks"].items():
         failing = [t for t in week["tests"] if t["status"] != "passed"]
         if not failing:
@@ -208,4 +214,6 @@ def status_line(public: dict) -> tuple[str, str]:
     if len(text) > STATUS_LIMIT:
         text = f"{public['score']:g}/{public['max_score']:g} points over {len(public['weeks'])} weeks"
     state = "success" if public["score"] == public["max_score"] else "failure"
+    if not public.get("authoritative", True):
+        text = "not authoritative: " + text
     return state, messages.first_line(text, STATUS_LIMIT)
