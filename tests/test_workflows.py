@@ -177,7 +177,9 @@ def test_the_grading_workflow_keeps_student_code_away_from_write_tokens():
     grade, publish = workflow["jobs"]["grade"], workflow["jobs"]["publish"]
     assert grade["permissions"] == {"contents": "read"}  # the job that runs student code
     runs = "\n".join(step.get("run", "") for step in grade["steps"])
-    assert "--sandbox auto" in runs and "GRADING_SEED" in json.dumps(grade["steps"])
+    assert "--sandbox required" in runs and "GRADING_SEED" in json.dumps(grade["steps"])
+    assert "--sandbox none" not in runs and "sudo" in runs  # jailed as root, or not at all
+    assert "GRADING_SEED }}" not in runs, "the seed reaches the grader by environment, never a command line"
     publish_runs = "\n".join(step.get("run", "") for step in publish["steps"])
     assert "classroom grade" not in publish_runs and "classroom fetch" not in publish_runs
     assert publish["permissions"] == {"contents": "write"}
