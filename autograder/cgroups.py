@@ -89,7 +89,7 @@ class Leaf:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.01)
+            time.sleep(0.001)
 
     def remove(self) -> None:
         for d in self.dirs:
@@ -100,7 +100,7 @@ class Leaf:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)
+                    time.sleep(0.002)
 
 
 @dataclass
