@@ -42,13 +42,7 @@ cmd=${1:-help}
 case "$cmd" in
   grade)
     setup
-    # The capstone's training tests need tiny Shakespeare: fetch it once (checksummed), or take
-    # the copy COURSE_DATA_FROM points at. Without either, those tests say how to get it.
-    if [ -n "${COURSE_DATA_FROM:-}" ]; then
-      "$VENV/bin/course" data shakespeare --from "$COURSE_DATA_FROM" >/dev/null
-    elif ! "$VENV/bin/course" data shakespeare >/dev/null 2>&1; then
-      echo "note: tiny Shakespeare could not be downloaded; the capstone's training tests will say how to fetch it." >&2
-    fi
+    # Everything grading needs ships with the repository (tiny Shakespeare included): no download.
     exec "$VENV/bin/course" grade "$@"
     ;;
   test)

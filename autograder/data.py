@@ -100,13 +100,22 @@ def _cached(ds: Dataset, cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / ds.file
 
 
-def shipped_path(ds: Dataset, manifest: Path | None = None) -> Path | None:
-    """The repository's own verified copy of ``ds``, if it ships one."""
+def shipped_path(ds: Dataset) -> Path | None:
+    """The repository's own verified copy of ``ds``, if it ships one (raises `DatasetError`
+    when the shipped file is missing or damaged: it is refused like any other)."""
     if not ds.shipped:
         return None
-    path = (manifest or MANIFEST).parent / ds.file
-    verify(path, ds)  # a shipped file edited by accident is refused like any other
+    path = MANIFEST.parent / ds.file
+    verify(path, ds)
     return path
+
+
+def _shipped_or_none(ds: Dataset) -> tuple[Path | None, str]:
+    """(the shipped copy or None, why it could not be used)."""
+    try:
+        return shipped_path(ds), ""
+    except DatasetError as exc:
+        return None, f"The repository's own copy was refused: {exc} "
 
 
 def install_from(name: str, source: Path, cache: Path | None = None) -> Path:
@@ -180,7 +189,7 @@ def dataset_path(name: str = "shakespeare", *, fetch: bool = False) -> Path:
     ``fetch=True`` downloads it as a last resort. Raises `DatasetError` with the command to run when it is not available.
     """
     ds = get_dataset(name)
-    shipped = shipped_path(ds)
+    shipped, problem = _shipped_or_none(ds)
     if shipped is not None:
         return shipped
     cached = _cached(ds)
@@ -197,7 +206,7 @@ def dataset_path(name: str = "shakespeare", *, fetch: bool = False) -> Path:
     if fetch:
         return download(name)
     raise DatasetError(
-        f"dataset {name!r} is not available. Fetch it with `course data {name}` (downloads it and "
+        f"{problem}dataset {name!r} is not available. Fetch it with `course data {name}` (downloads it and "
         f"checks its sha256), or `course data {name} --from PATH` for a local copy, or set "
         f"{ENV_FROM}=PATH."
     )
@@ -215,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name:<14}{ds.size:>12,} bytes  {state:<12} {ds.description}")
         return 0
     try:
-        shipped = shipped_path(get_dataset(args.name))
+        shipped, problem = _shipped_or_none(get_dataset(args.name))
+        if problem:
+            print(f"course data: {problem.strip()} Fetching it instead.", file=sys.stderr)
         if args.source:
             path = install_from(args.name, Path(args.source))
         elif shipped is not None and not args.url:

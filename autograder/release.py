@@ -25,6 +25,7 @@ import string
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from . import __version__
@@ -273,6 +274,11 @@ def build(
     if manifest.exists():
         (out / "datasets").mkdir(exist_ok=True)
         shutil.copy2(manifest, out / "datasets" / "manifest.toml")
+        # The datasets the repository ships travel with it: students work offline too.
+        with open(manifest, "rb") as fh:
+            for entry in tomllib.load(fh).values():
+                if entry.get("shipped") and (root / "datasets" / entry["file"]).is_file():
+                    shutil.copy2(root / "datasets" / entry["file"], out / "datasets" / entry["file"])
     for name in ("pyproject.toml", "LICENSE"):
         if (root / name).exists():
             shutil.copy2(root / name, out / name)

@@ -145,10 +145,14 @@ def test_existing_run_is_not_overwritten(corpus, tmp_path):
     assert proc.returncode != 0 and "--resume" in proc.stderr
 
 
-def test_missing_dataset_says_how_to_fetch_it(tmp_path):
+def test_training_without_data_takes_the_shipped_dataset(tmp_path):
+    """No --data, no cache, no variable, no network needed: the course's own tiny Shakespeare."""
     env = {"COURSE_DATA_CACHE": str(tmp_path / "empty"), "COURSE_DATA_FROM": ""}
-    proc = course("train", "--", "--max-steps", "1", "--out-dir", str(tmp_path), env=env, check=False)
-    assert proc.returncode == 1 and "course data shakespeare" in proc.stderr
+    proc = course("train", "--", *TINY, "--max-steps", "1", "--out-dir", str(tmp_path), env=env)
+    (run,) = [p for p in tmp_path.iterdir() if p.name != "empty"]
+    shipped = ROOT / "datasets" / "tinyshakespeare.txt"
+    assert json.loads((run / "config.json").read_text())["data"] == str(shipped), proc.stderr[-500:]
+    assert len(json.loads((run / "tokenizer.json").read_text())["chars"]) == 65  # the whole corpus
 
 
 def test_the_exercise_stubs_say_what_to_implement(corpus, tmp_path):

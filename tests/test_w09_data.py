@@ -145,3 +145,28 @@ def test_course_manifest_describes_tiny_shakespeare():
     ds = data.load_manifest(data.ROOT / "datasets" / "manifest.toml")["shakespeare"]
     assert ds.sha256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     assert ds.size == 1_115_394 and ds.url.startswith("https://")
+    assert ds.shipped
+
+
+def test_tiny_shakespeare_ships_with_the_course(monkeypatch, tmp_path, capsys):
+    """No network, no cache, no variable: the repository's own copy, checked by sha256."""
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path / "empty"))
+    monkeypatch.delenv(data.ENV_FROM, raising=False)
+    path = data.dataset_path("shakespeare")
+    assert path == data.ROOT / "datasets" / "tinyshakespeare.txt"
+    assert data.sha256_of(path) == data.get_dataset("shakespeare").sha256
+    assert data.main(["shakespeare"]) == 0  # nothing to fetch
+    assert "verified" in capsys.readouterr().out and not (tmp_path / "empty").exists()
+
+
+def test_a_damaged_shipped_copy_is_refused_and_fetched_instead(dataset, tmp_path, monkeypatch, capsys):
+    manifest = data.MANIFEST
+    manifest.write_text(manifest.read_text() + "shipped = true\n")
+    (manifest.parent / "tale.txt").write_bytes(CONTENT[:-1] + b"!")  # one byte changed
+    with pytest.raises(data.DatasetError, match="own copy was refused.*course data tale"):
+        data.dataset_path("tale")
+    monkeypatch.setenv(data.ENV_FROM, str(dataset))
+    assert data.dataset_path("tale").read_bytes() == CONTENT  # the verified fallback
+    monkeypatch.delenv(data.ENV_FROM)
+    assert data.main(["tale", "--url", dataset.as_uri()]) == 0
+    assert data.main(["tale"]) == 1 or "refused" in capsys.readouterr().err
