@@ -34,22 +34,30 @@ def full_marks(tmp_path_factory) -> dict:
     return report
 
 
-def _grade_module(tmp_path, module_text: str, *extra_files: tuple[str, str], extra_args=FAST) -> dict:
+def _grade_module(
+    tmp_path, module_text: str, *extra_files: tuple[str, str], extra_args=FAST, only: str | None = None
+) -> dict:
+    """Grade a week-1 module; ``only`` limits grading to the tests a case is about (a case about
+    the whole report grades every test)."""
     sub = make_submission(tmp_path / "sub")
     (sub / "w01_attention.py").write_text(module_text)
     for name, text in extra_files:
         (sub / name).write_text(text)
-    code, report = grade(sub, ["w01"], tmp_path, *extra_args)
+    code, report = grade(sub, ["w01"], tmp_path, *extra_args, *(("--only", only) if only else ()))
     assert code == 0, "grading must finish with a report whatever the submission does"
     assert report is not None
     return report
 
 
-def _assert_complete(report: dict, full_marks: dict) -> None:
+def _assert_complete(report: dict, full_marks: dict, only: str | None = None) -> None:
     expected = {t["id"] for t in full_marks["weeks"]["w01"]["tests"]}
+    if only:
+        words = only.split(" or ")
+        expected = {i for i in expected if any(w in i for w in words)}
     got = {t["id"] for t in report["weeks"]["w01"]["tests"]}
     assert got == expected, "every test of the week must appear in the report"
-    assert report["weeks"]["w01"]["max_score"] == full_marks["weeks"]["w01"]["max_score"]
+    if not only:
+        assert report["weeks"]["w01"]["max_score"] == full_marks["weeks"]["w01"]["max_score"]
 
 
 def _score(report: dict) -> float:
@@ -57,6 +65,7 @@ def _score(report: dict) -> float:
 
 
 SCALE_TESTS = ("test_sdpa_matches_pytorch_3d", "test_sdpa_matches_pytorch_4d_masked")
+SCALE_ONLY = " or ".join(SCALE_TESTS)
 
 
 def _wrong_code_loses(report: dict) -> None:
@@ -82,8 +91,8 @@ def test_import_raises(tmp_path, full_marks):
 
 def test_missing_function(tmp_path, full_marks):
     text = REFERENCE.replace("def padding_mask(", "def _padding_mask_renamed(")
-    report = _grade_module(tmp_path, text)
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, text, only="padding_mask or sdpa_matches_pytorch_3d")
+    _assert_complete(report, full_marks, "padding_mask or sdpa_matches_pytorch_3d")
     results = results_by_function(report, "w01")
     assert results["test_padding_mask"]["status"] == "error"
     assert "`padding_mask` is missing" in results["test_padding_mask"]["message"]
@@ -95,8 +104,8 @@ def test_wrong_signature(tmp_path, full_marks):
         "def causal_mask(T_q: int, T_k: int | None = None, device=None) -> torch.Tensor:",
         "def causal_mask(T_q: int) -> torch.Tensor:\n    T_k, device = None, None",
     )
-    report = _grade_module(tmp_path, text)
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, text, only="causal_mask")
+    _assert_complete(report, full_marks, "causal_mask")
     results = results_by_function(report, "w01")
     assert results["test_causal_mask_bottom_right"]["status"] == "error"
     assert "TypeError" in results["test_causal_mask_bottom_right"]["message"]
@@ -107,8 +116,8 @@ def test_infinite_loop_in_a_function(tmp_path, full_marks):
     text = REFERENCE.replace(
         '    """Boolean (B, T) mask, True at real tokens', '    while True:\n        pass\n    """x', 1
     )
-    report = _grade_module(tmp_path, text)
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, text, only="padding_mask or sdpa_matches_pytorch_3d")
+    _assert_complete(report, full_marks, "padding_mask or sdpa_matches_pytorch_3d")
     results = results_by_function(report, "w01")
     assert results["test_padding_mask"]["status"] == "timeout"
     assert results["test_sdpa_matches_pytorch_3d"]["status"] == "passed"
@@ -127,8 +136,8 @@ def test_huge_allocation(tmp_path, full_marks):
         "    positions = torch.arange(T, device=lengths.device)  # (T,)",
         "    hog = torch.ones(5 * 2**30)  # 20 GB of float32\n    positions = torch.arange(T, device=lengths.device)",
     )
-    report = _grade_module(tmp_path, text)
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, text, only="padding_mask or sdpa_matches_pytorch_3d")
+    _assert_complete(report, full_marks, "padding_mask or sdpa_matches_pytorch_3d")
     results = results_by_function(report, "w01")
     assert results["test_padding_mask"]["status"] in ("error", "timeout")
     assert results["test_sdpa_matches_pytorch_3d"]["status"] == "passed"
@@ -145,8 +154,8 @@ def test_os_exit_inside_a_function(tmp_path, full_marks):
         "    positions = torch.arange(T, device=lengths.device)  # (T,)",
         "    import os\n    os._exit(0)",
     )
-    report = _grade_module(tmp_path, text)
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, text, only="padding_mask or sdpa_matches_pytorch_3d")
+    _assert_complete(report, full_marks, "padding_mask or sdpa_matches_pytorch_3d")
     results = results_by_function(report, "w01")
     assert results["test_padding_mask"]["status"] == "error"
     assert "exited" in results["test_padding_mask"]["message"]
@@ -155,8 +164,8 @@ def test_os_exit_inside_a_function(tmp_path, full_marks):
 
 def test_fake_pytest_summary(tmp_path, full_marks):
     fake = 'import sys\nprint("=== 25 passed in 0.01s ===")\nsys.stderr.write("25 passed, 0 failed\\n")\n'
-    report = _grade_module(tmp_path, _prepend(fake, WRONG))
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, _prepend(fake, WRONG), only=SCALE_ONLY)
+    _assert_complete(report, full_marks, SCALE_ONLY)
     _wrong_code_loses(report)
 
 
@@ -171,18 +180,26 @@ def test_conftest_pytest_ini_and_sitecustomize(tmp_path, full_marks):
     ini = "[pytest]\naddopts = -p no:course\n"
     site = "import torch\ntorch.allclose = lambda *a, **k: True\n"
     report = _grade_module(
-        tmp_path, WRONG, ("conftest.py", conftest), ("pytest.ini", ini), ("sitecustomize.py", site)
+        tmp_path,
+        WRONG,
+        ("conftest.py", conftest),
+        ("pytest.ini", ini),
+        ("sitecustomize.py", site),
+        only=SCALE_ONLY,
     )
-    _assert_complete(report, full_marks)
+    _assert_complete(report, full_marks, SCALE_ONLY)
     _wrong_code_loses(report)
 
 
 def test_torch_py_beside_the_modules(tmp_path, full_marks):
     shadow = "raise ImportError('this is not torch')\n"
-    report = _grade_module(tmp_path, REFERENCE, ("torch.py", shadow))
-    _assert_complete(report, full_marks)
-    assert _score(report) == full_marks["weeks"]["w01"]["score"], "a stray torch.py must not break real code"
-    report = _grade_module(tmp_path / "wrong", WRONG, ("torch.py", "allclose = lambda *a, **k: True\n"))
+    only = "softmax or sdpa"
+    report = _grade_module(tmp_path, REFERENCE, ("torch.py", shadow), only=only)
+    _assert_complete(report, full_marks, only)
+    assert _score(report) == report["weeks"]["w01"]["max_score"], "a stray torch.py must not break real code"
+    report = _grade_module(
+        tmp_path / "wrong", WRONG, ("torch.py", "allclose = lambda *a, **k: True\n"), only=SCALE_ONLY
+    )
     _wrong_code_loses(report)
 
 
@@ -194,19 +211,19 @@ def test_monkeypatching_comparisons(tmp_path, full_marks):
         "torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)\n"
         "torch.testing.assert_close = lambda *a, **k: None\n"
     )
-    report = _grade_module(tmp_path, _prepend(patch, WRONG))
-    _assert_complete(report, full_marks)
+    report = _grade_module(tmp_path, _prepend(patch, WRONG), only=SCALE_ONLY)
+    _assert_complete(report, full_marks, SCALE_ONLY)
     _wrong_code_loses(report)
-    assert _score(report) < full_marks["weeks"]["w01"]["score"]
+    assert _score(report) < report["weeks"]["w01"]["max_score"]
 
 
 def test_writing_to_the_report_path(tmp_path, full_marks):
     target = tmp_path / "report.json"
     forged = json.dumps({"score": 999, "max_score": 999, "weeks": {}})
     writer = f"import pathlib\npathlib.Path({str(target)!r}).write_text({forged!r})\n"
-    report = _grade_module(tmp_path, _prepend(writer, WRONG))
-    _assert_complete(report, full_marks)
-    assert report["score"] < full_marks["score"]
+    report = _grade_module(tmp_path, _prepend(writer, WRONG), only=SCALE_ONLY)
+    _assert_complete(report, full_marks, SCALE_ONLY)
+    assert report["score"] < report["max_score"]
     _wrong_code_loses(report)
 
 
