@@ -10,8 +10,10 @@ Instructor repository (`.github/workflows/grade.yml`):
 Instructor repository (`.github/workflows/publish-solutions.yml`):
     publish-solutions   update the template repository's `solutions` branch
 Student repository (`.github/workflows/classroom.yml`):
-    feedback       job summary and GitHub Classroom output from a public-tests report
+    open-weeks     the weeks open now (the push feedback runs and counts only these)
+    feedback       job summary from a public-tests report (labelled: not the grade)
     request-grade  ask the grader for the authoritative grade of this commit
+    await-grade    wait for the grader's status; put the real score in the summary and Classroom
 """
 
 from __future__ import annotations
@@ -205,6 +207,20 @@ def cmd_request_grade(args) -> int:
     return request_grade()
 
 
+def cmd_open_weeks(args) -> int:
+    from .student import open_weeks
+
+    print(" ".join(open_weeks(Path(args.schedule), parse_time(args.now))))
+    return 0
+
+
+def cmd_await_grade(args) -> int:
+    from .student import await_grade
+
+    summary = Path(args.summary) if args.summary else None
+    return await_grade(wait_s=args.wait * 60, poll_s=args.poll, summary=summary)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m autograder.classroom", description=__doc__.split("\n")[0]
@@ -282,6 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("request-grade", help="ask the grader for the authoritative grade of this commit")
     p.set_defaults(func=cmd_request_grade)
+
+    p = sub.add_parser("open-weeks", help="the weeks open now by the schedule (ids, space-separated)")
+    p.add_argument("--schedule", default=str(SCHEDULE))
+    p.add_argument("--now", default="now")
+    p.set_defaults(func=cmd_open_weeks)
+
+    p = sub.add_parser("await-grade", help="wait for the grader's course/grade status; report it")
+    p.add_argument("--wait", type=float, default=10.0, help="minutes to wait at most (default 10)")
+    p.add_argument("--poll", type=float, default=15.0, help="seconds between looks")
+    p.add_argument("--summary", default=os.environ.get("GITHUB_STEP_SUMMARY"))
+    p.set_defaults(func=cmd_await_grade)
     return parser
 
 

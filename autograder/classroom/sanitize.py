@@ -206,14 +206,17 @@ STATUS_LIMIT = 140  # GitHub's limit on a commit status's description
 
 
 def status_line(public: dict) -> tuple[str, str]:
-    """(state, description) of the commit status: success at full marks, failure otherwise."""
+    """(state, description) of the commit status: ``success`` whenever the commit was graded,
+    whatever the score (the description says it; work in progress and weeks not due yet are not
+    failures), ``error`` when grading could not run. The student's workflow reads the score back
+    from the description (`student.SCORE`)."""
     if public.get("error"):
         return "error", "Grading could not run; your instructor has been told."
     weeks = " · ".join(f"{w} {v['score']:g}/{v['max_score']:g}" for w, v in public["weeks"].items())
     text = f"{public['score']:g}/{public['max_score']:g} points ({weeks})"
     if len(text) > STATUS_LIMIT:
         text = f"{public['score']:g}/{public['max_score']:g} points over {len(public['weeks'])} weeks"
-    state = "success" if public["score"] == public["max_score"] else "failure"
+    state = "success"
     if not public.get("authoritative", True):
         text = "not authoritative: " + text
     return state, messages.first_line(text, STATUS_LIMIT)
