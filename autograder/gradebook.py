@@ -396,10 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("reports", nargs="+", help="report files or folders (searched recursively)")
     parser.add_argument("--nbgrader-db", help="nbgrader's gradebook.db, for the notebook scores")
-    parser.add_argument("--schedule", default=str(SCHEDULE), help="deadlines for late flags")
+    parser.add_argument(
+        "--schedule", help="deadlines for late flags (default: course/schedule.toml where it exists)"
+    )
     parser.add_argument("--out", required=True, help="output folder")
     args = parser.parse_args(argv)
-    schedule = load_schedule(Path(args.schedule)) if Path(args.schedule).exists() else None
+    if args.schedule and not Path(args.schedule).is_file():
+        print(
+            f"course gradebook: --schedule {args.schedule}: no such file (expected a schedule.toml with "
+            "each week's deadline; leave --schedule out to use course/schedule.toml)",
+            file=sys.stderr,
+        )
+        return 2
+    schedule_path = Path(args.schedule) if args.schedule else SCHEDULE
+    schedule = load_schedule(schedule_path) if schedule_path.exists() else None
     try:
         found = build(
             [Path(p) for p in args.reports],
