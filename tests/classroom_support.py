@@ -116,9 +116,11 @@ def leaks(tree: Path, solution_lines: set[str], hidden_lines: set[str], copied: 
 class FakeGitHub:
     """Records the REST calls the classroom scripts make; answers like GitHub's API would."""
 
-    def __init__(self, token: str = "test-token"):
+    def __init__(self, token: str = "test-token", login: str = "course-grader-bot"):
         self.token = token
+        self.login = login  # the account the token belongs to: the creator of its statuses
         self.calls: list[dict] = []
+        self.posted: dict[str, list[dict]] = {}  # sha -> statuses, newest first
         self.pushes: dict[str, list[dict]] = {}  # "owner/name" -> activity entries
         fake = self
 
@@ -153,7 +155,11 @@ class FakeGitHub:
                 if method == "GET" and parts[3] == "activity":
                     return self._reply(200, fake.pushes.get(repo, []))
                 if method == "POST" and parts[3] == "statuses":
+                    status = {**body, "creator": {"login": fake.login}}
+                    fake.posted.setdefault(parts[4], []).insert(0, status)
                     return self._reply(201, {"state": body["state"], "context": body["context"]})
+                if method == "GET" and parts[3] == "commits" and parts[-1] == "statuses":
+                    return self._reply(200, fake.posted.get(parts[4], []))
                 if method == "POST" and parts[3] == "commits" and parts[-1] == "comments":
                     n = len(fake.comments())
                     return self._reply(

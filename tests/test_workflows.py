@@ -142,7 +142,7 @@ def test_zizmor_flags_injection_and_unpinned_actions(tmp_path):
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_least_privilege_and_pinned_actions(path):
     text = path.read_text()
-    for action in re.findall(r"uses:\s*([^\s#]+)", text):
+    for action in re.findall(r"^\s*(?:-\s+)?uses:\s*([^\s#]+)", text, re.M):
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), (
             f"{action}: pin actions by full commit SHA"
         )
@@ -159,12 +159,13 @@ def test_the_student_workflow_does_what_students_are_told():
     assert workflow["name"] == "Autograding Tests"  # GitHub Classroom's reporter looks for these names
     (job_id, job), *rest = workflow["jobs"].items()
     assert job_id == "run-autograding-tests" and rest == []
-    assert job["permissions"] == {"contents": "read"}
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "download.pytorch.org/whl/cpu" in runs  # CPU torch
-    assert "course test --public" in runs
-    assert "GITHUB_STEP_SUMMARY" in runs and "--classroom" in runs
+    assert "course test --public" in runs and "open-weeks" in runs
+    assert "GITHUB_STEP_SUMMARY" in runs and "await-grade" in runs
     assert "request-grade" in runs
+    assert job["if"] == "${{ github.actor != 'github-classroom[bot]' }}"
+    assert job["permissions"] == {"contents": "read", "statuses": "read"}
     setup = next(s for s in job["steps"] if "setup-python" in s.get("uses", ""))
     assert setup["with"]["cache"] == "pip"
 
