@@ -27,10 +27,12 @@ import hashlib
 import json
 import os
 import pwd
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,10 +58,20 @@ def grading_seed(text: str | None) -> int | None:
 @dataclass(frozen=True)
 class Sandbox:
     user: str | None = None  # the unprivileged user submission code runs as; None: no jail
+    # One user per submission graded at the same time: process limits (RLIMIT_NPROC) count per
+    # user, so two students graded side by side must not share one.
+    spare_users: tuple[str, ...] = ()
 
     @property
     def jailed(self) -> bool:
         return self.user is not None
+
+    @property
+    def users(self) -> tuple[str | None, ...]:
+        return (self.user, *self.spare_users)
+
+    def as_user(self, user: str | None) -> Sandbox:
+        return Sandbox(user) if self.jailed else self
 
     def describe(self) -> dict:
         return {"user": self.user, "network": not self.jailed, "authoritative": self.jailed}
@@ -77,16 +89,20 @@ def _ensure_user(user: str) -> str | None:
     return None
 
 
-def find_sandbox(mode: str = "required", user: str = DEFAULT_USER) -> Sandbox:
-    """``required``: the jail, or RuntimeError saying what is missing. ``none``: no jail."""
+def find_sandbox(mode: str = "required", user: str = DEFAULT_USER, slots: int = 1) -> Sandbox:
+    """``required``: the jail, or RuntimeError saying what is missing. ``none``: no jail.
+    ``slots`` submissions graded at once get a user each (``user``, ``user-2``, …)."""
     if mode == "none":
         return Sandbox()
-    problem = jail.available() or _ensure_user(user)
+    users = [user] + [f"{user}-{n}" for n in range(2, slots + 1)]
+    problem = jail.available()
+    for name in users:
+        problem = problem or _ensure_user(name)
     if problem is None:
         problem = _probe(user)
     if problem:
         raise RuntimeError(f"no sandbox, so no authoritative grade: {problem}")
-    return Sandbox(user)
+    return Sandbox(user, tuple(users[1:]))
 
 
 def _probe(user: str) -> str | None:
@@ -263,19 +279,39 @@ def grade_all(
     public: set[str] = frozenset(),
     root: Path = ROOT,
 ) -> list[Path]:
+    """Every fetched submission, as many at once as the sandbox has users (each report is
+    written as soon as its submission is graded: a run stopped halfway keeps what it did)."""
+    students = sorted(p for p in submissions.iterdir() if (p / "meta.json").exists())
+    free: queue.Queue = queue.Queue()
+    for user in sandbox.users:
+        free.put(user)
+
+    def one(student_dir: Path) -> Path:
+        user = free.get()
+        try:
+            return grade_submission(
+                student_dir,
+                reports,
+                weeks,
+                seed=seed,
+                sandbox=sandbox.as_user(user),
+                public=public,
+                root=root,
+            )
+        finally:
+            free.put(user)
+
     written = []
-    for student_dir in sorted(p for p in submissions.iterdir() if (p / "meta.json").exists()):
-        path = grade_submission(
-            student_dir, reports, weeks, seed=seed, sandbox=sandbox, public=public, root=root
-        )
-        report = json.loads(path.read_text())
-        score = (
-            f"{report['report']['score']:g} / {report['report']['max_score']:g}"
-            if report["report"]
-            else "grading failed"
-        )
-        print(f"{report['student']} @ {report['commit'][:10]}: {score}", flush=True)
-        written.append(path)
+    with ThreadPoolExecutor(max_workers=len(sandbox.users)) as pool:
+        for path in pool.map(one, students):
+            report = json.loads(path.read_text())
+            score = (
+                f"{report['report']['score']:g} / {report['report']['max_score']:g}"
+                if report["report"]
+                else "grading failed"
+            )
+            print(f"{report['student']} @ {report['commit'][:10]}: {score}", flush=True)
+            written.append(path)
     return written
 
 
