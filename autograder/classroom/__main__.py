@@ -2,6 +2,7 @@
 
 Instructor repository (`.github/workflows/grade.yml`):
     pull-reports   fetch the reports kept so far (the `grades` branch) into a folder
+    plan           how many shards to split the roster into (one grading job each)
     fetch          clone roster repositories at the commits to grade; keep only the submission
     grade          grade fetched submissions in the sandbox (or fail); one report per commit
     post           sanitised report as a commit comment + commit status, per new report
@@ -19,6 +20,7 @@ Student repository (`.github/workflows/classroom.yml`):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -46,11 +48,15 @@ def _own_repository_url() -> str:
 def cmd_fetch(args) -> int:
     from .github import GitHub
     from .roster import fetch, load_roster
+    from .shards import parse, select
 
     token = _token(args.token_env)
     github = GitHub(args.api_url, token) if token or args.api_url else None
+    roster = load_roster(Path(args.roster))
+    if args.shard and not args.repository:
+        roster = select(roster, *parse(args.shard))
     fetched, problems = fetch(
-        load_roster(Path(args.roster)),
+        roster,
         Path(args.out),
         repository=args.repository or None,
         sha=args.sha or None,
@@ -96,7 +102,8 @@ def cmd_grade(args) -> int:
     seed = grading_seed(os.environ.get(args.seed_env))
     if seed is None:
         print(f"::warning::${args.seed_env} is not set: a random seed is used (it is kept in each report)")
-    sandbox = find_sandbox(args.sandbox, args.user)
+    slots = max(1, (os.cpu_count() or 2) // 2) if args.jobs == "auto" else int(args.jobs)
+    sandbox = find_sandbox(args.sandbox, args.user, slots=slots)
     if not sandbox.jailed:
         print("::warning::--sandbox none: these reports are NOT authoritative (no jail, no sandbox user)")
     submissions = Path(args.submissions)
@@ -106,6 +113,22 @@ def cmd_grade(args) -> int:
     written = grade_all(submissions, Path(args.reports), weeks, seed=seed, sandbox=sandbox, public=public)
     _step_output("graded", len(written))
     print(f"{len(written)} report(s) written to {args.reports}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from .roster import load_roster
+    from .shards import plan
+
+    count = plan(
+        load_roster(Path(args.roster)),
+        repository=args.repository or None,
+        per_shard=args.per_shard,
+        max_shards=args.max_shards,
+    )
+    _step_output("count", count)
+    _step_output("shards", json.dumps(list(range(count))))
+    print(f"{count} shard(s)")
     return 0
 
 
@@ -235,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sha", help="the commit to grade (with --repository); default: the branch head")
     p.add_argument("--graded", help="folder of earlier reports: commits graded there are skipped")
     p.add_argument("--clone-base", help="where owner/name repositories live (default: the GitHub server)")
+    p.add_argument("--shard", metavar="INDEX/COUNT", help="only this shard of the roster (see `plan`)")
     p.add_argument("--token-env", default="CLASSROOM_TOKEN", help="environment variable with the token")
     p.add_argument("--api-url", **api)
     p.set_defaults(func=cmd_fetch)
@@ -253,7 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="required: jail + sandbox user, or stop with an error (default); none: not authoritative",
     )
     p.add_argument("--user", default="course-grader", help="the unprivileged user for submission code")
+    p.add_argument(
+        "--jobs",
+        default="1",
+        help="submissions graded at once, each as its own user (a number, or auto: half the CPUs)",
+    )
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("plan", help="how many shards to grade the roster in (step outputs count, shards)")
+    p.add_argument("--roster", default=str(ROOT / "course" / "roster.csv"))
+    p.add_argument("--repository", help="one repository asked for: one shard")
+    p.add_argument("--per-shard", type=int, default=25, help="students per shard (default 25)")
+    p.add_argument("--max-shards", type=int, default=20, help="at most this many shards (default 20)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("post", help="post commit statuses (and report comments) for new reports")
     p.add_argument("--reports", required=True)
