@@ -21,13 +21,13 @@ import sys
 
 import pytest
 
-from autograder import jail, release
+from autograder import jail
 from autograder.classroom import sanitize
 from autograder.classroom.grading import engine_copy, grading_seed
 from autograder.classroom.roster import find_student, load_roster
 from autograder.sync import _enclosing_function, find_regions, make_stub
 from autograder.weeks import get_week
-from tests.classroom_support import FakeGitHub, copy_course, git, hidden_suite_lines, solution_region_lines
+from tests.classroom_support import FakeGitHub, git, hidden_suite_lines, solution_region_lines
 from tests.helpers import ROOT
 
 TOKEN = "test-token"
@@ -128,9 +128,9 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def school(tmp_path_factory):
+def school(tmp_path_factory, student_template):
     base = tmp_path_factory.mktemp("class")
-    template = release.build(base / "template", root=copy_course(base / "course-repo"), released=None)
+    template = student_template
     remotes = base / "remotes"
     github = FakeGitHub(TOKEN).__enter__()
     shas = {}
@@ -300,7 +300,7 @@ def test_statuses_link_sanitised_reports(school):
     statuses = {c["path"].rsplit("/", 1)[-1]: c["body"] for c in github.statuses()}
     assert set(statuses) == set(shas.values())
     comments = {c["path"].split("/")[5]: c["body"]["body"] for c in github.comments()}
-    for student, sha in shas.items():
+    for sha in shas.values():
         status = statuses[sha]
         assert status["context"] == "course/grade"
         assert status["state"] == "success", "graded: the score is in the description, red is for breakage"

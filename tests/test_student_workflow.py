@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import release
-from tests.classroom_support import FakeGitHub, copy_course, git
+from tests.classroom_support import FakeGitHub, git
 from tests.helpers import ROOT
 from tests.workflow_sim import run_job
 
@@ -28,9 +27,9 @@ OPENED["release = 2027-01-18T09:00:00Z"] = "release = 2020-01-13T09:00:00Z"  # w
 
 
 @pytest.fixture(scope="module")
-def student_repo(tmp_path_factory):
+def student_repo(tmp_path_factory, student_template):
     base = tmp_path_factory.mktemp("student")
-    template = release.build(base / "template", root=copy_course(base / "course-repo"), released=None)
+    template = student_template
     bare = base / "tdd-ada.git"
     git(base, "clone", "--quiet", "--bare", str(template), str(bare))
     work = base / "ada"

@@ -5,7 +5,7 @@ It runs one job of a workflow file step by step, as the runner does: ``if:`` con
 ``${{ … }}`` expressions are evaluated (the subset the project's workflows use: contexts
 ``github``, ``secrets``, ``vars``, ``env``, ``steps``, ``matrix``, ``inputs``, ``needs``;
 operators ``! == != && || ( )``; ``success() failure() cancelled() always() fromJSON()
-contains() startsWith()``), ``run:`` scripts run under ``bash -e`` with ``GITHUB_OUTPUT``,
+contains() startsWith() hashFiles()``), ``run:`` scripts run under ``bash -e`` with ``GITHUB_OUTPUT``,
 ``GITHUB_ENV`` and ``GITHUB_STEP_SUMMARY`` files, step outputs are parsed back, and
 ``continue-on-error`` is honoured. ``uses:`` steps go to handlers the test supplies (checkout
 and set-up steps are usually no-ops here, the checkout being the folder the job runs in).
@@ -16,6 +16,7 @@ images, which the project's CI does not have). What it does not understand, it r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -115,6 +116,11 @@ def evaluate(expression: str, contexts: dict, status: dict):
             return needle in hay if isinstance(hay, list) else str(needle).lower() in str(hay).lower()
         if name == "startswith":
             return str(args[0]).lower().startswith(str(args[1]).lower())
+        if name == "hashfiles":  # '' when nothing matches, as on the runner
+            workdir = Path(contexts["__workdir__"])
+            files = sorted({p for pattern in args for p in workdir.glob(pattern) if p.is_file()})
+            digest = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files))
+            return digest.hexdigest() if files else ""
         raise Unsupported(f"function {name}()")
 
     def comparison():
@@ -239,6 +245,7 @@ def run_job(
         "needs": needs or {},
         "steps": {},
         "env": {},
+        "__workdir__": str(workdir),
     }
     status = {"failed": False}
     result = JobResult()
