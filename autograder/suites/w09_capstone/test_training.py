@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w09 import evaluate, resume_runs, run_with_artifacts, train_and_predict, train_steps
+from autograder.drivers_w09 import (
+    RUN_FILES,
+    evaluate,
+    resume_runs,
+    run_with_artifacts,
+    train_and_predict,
+    train_steps,
+)
 from autograder.suites.w09_capstone import oracle
 from autograder.suites.w09_capstone.common import (
     CORPUS_FILE,
@@ -328,15 +335,7 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
     out = submission.run(run_with_artifacts, student, config, "To be or not", small_corpus())
     if not out["run_dir_is_expected"]:  # the same directory written another way is fine
         check_equal(out["run_dir"].rstrip("/"), "runs/inspect", what="run directory (out_dir / run_id)")
-    for name in (
-        "config.json",
-        "metrics.csv",
-        "log.txt",
-        "ckpt.pt",
-        "best.pt",
-        "tokenizer.json",
-        "gallery.md",
-    ):
+    for name in RUN_FILES:
         _file(out, name)  # "the run directory has no …" when it is missing
     saved = _json(out, "config.json")
     check(isinstance(saved, dict), "config.json does not hold a JSON object of settings.")
