@@ -26,9 +26,10 @@ INSTALL_HINT = "no Chromium: `apt-get install chromium` (Debian) to run the brow
 
 
 def find_chromium() -> str | None:
-    """The browser to use: ``$CHROMIUM`` if set, else the first of `CANDIDATES` on the path."""
+    """The browser to use: ``$CHROMIUM`` if set (None if that is not a program), else the first
+    of `CANDIDATES` on the path."""
     if os.environ.get("CHROMIUM"):
-        return os.environ["CHROMIUM"]
+        return shutil.which(os.environ["CHROMIUM"])
     return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
 
 

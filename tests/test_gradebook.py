@@ -290,6 +290,8 @@ def test_index_needs_a_look_by_cause(reports, tmp_path):
     assert "cy&lt;b&gt;" in page and "cy<b>" not in page, "names are escaped"
     assert page.count("<strong>Grading failed</strong>") == 1
     assert '<a href="students/dee.html">dee</a>' in page
+    dee_row = page[page.index('data-search="dee"') :].split("</tr>", 1)[0]
+    assert ">error<" in dee_row and "no jail" not in dee_row, "no report, so nothing graded outside the jail"
     assert f'<a href="students/{pages.page_name("cy<b>")}">cy&lt;b&gt;</a>' in page
     assert (book / "students" / pages.page_name("cy<b>")).is_file() and "<" not in pages.page_name("cy<b>")
     assert "url=index.html" in (book / "summary.html").read_text(), "the old page leads to the new one"
@@ -418,6 +420,13 @@ def test_nbgrader_scores_join_the_gradebook(reports, tmp_path, monkeypatch):
     assert causes_of(found)["Notebooks awaiting manual grading"] == [("eve", "review")]
     finals = {s.student: s.final for s in found["book"].students}
     assert finals["ada"] == pytest.approx(7 * 2 / 4 + 7 + 12 * 5 / 6)
+    # An extension of a notebook-only assignment moves its deadline like a week's.
+    extended = {"eve": {"review": 48.0}}
+    gradebook.build(
+        [reports], tmp_path / "b2", nbgrader_db=db, schedule=SCHEDULE, extensions=extended, now=NOW
+    )
+    eve = details_of(tmp_path / "b2" / "gradebook_details.csv")[("eve", "nb:review")]
+    assert (eve["status"], eve["penalty"], eve["extension_hours"]) == ("on time", "0", "48")
 
 
 def test_course_gradebook_command(reports, tmp_path, capsys):

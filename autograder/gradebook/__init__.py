@@ -51,10 +51,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..schedule import EXTENSIONS, SCHEDULE, Schedule, Weights, load_extensions, load_schedule, load_weights
-from . import exports, pages
-from .book import ClassBook, build_book, failure_rates
+from . import class_page, exports, student_page
+from .book import ClassBook, build_book
 from .chart import plot
+from .failures import failure_rates
+from .look import needs_a_look
 from .notebooks import read_nbgrader
+from .pages import page_name
 from .reports import Graded, load_reports
 
 __all__ = ["ClassBook", "Graded", "build", "load_reports", "main"]
@@ -91,9 +94,8 @@ def build(
         extensions=extensions,
         weights=weights,
         roster=people,
-        skipped=skipped,
-        now=now,
     )
+    book.causes = needs_a_look(book, skipped, extensions or {}, people is not None, now)
     out.mkdir(parents=True, exist_ok=True)
     failures = failure_rates(book)
     exports.gradebook_csv(book, out / "gradebook.csv")
@@ -102,7 +104,12 @@ def build(
     exports.canvas_csv(book, out / "canvas.csv")
     exports.moodle_csv(book, out / "moodle.csv")
     plot(book, out / "score_histogram.png")
-    pages.write_pages(book, failures, out, server_url, now)
+    (out / "index.html").write_text(class_page.index_html(book, failures, now), encoding="utf-8")
+    (out / "summary.html").write_text(class_page.summary_html(), encoding="utf-8")
+    (out / "students").mkdir(exist_ok=True)
+    for s in book.students:
+        page = student_page.student_html(book, s, server_url)
+        (out / "students" / page_name(s.student)).write_text(page, encoding="utf-8")
     notes = [
         f"{c.title} ({len(c.entries)}): " + ", ".join(f"{s} ({d})" if s else d for s, d in c.entries)
         for c in book.causes
