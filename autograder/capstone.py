@@ -20,6 +20,10 @@ from .weeks import ROOT
 IMPLS = ("solutions", "exercises")
 
 
+class UsageError(Exception):
+    pass
+
+
 def _split_impl(argv: list[str]) -> tuple[str, list[str]]:
     """Take ``--impl NAME`` (or ``--impl=NAME``) out of argv."""
     if argv[:1] == ["--"]:  # `course train -- --max-steps 5`: argparse's REMAINDER keeps the "--"
@@ -35,7 +39,7 @@ def _split_impl(argv: list[str]) -> tuple[str, list[str]]:
     if impl is None:
         impl = "solutions" if (ROOT / "solutions" / "w09_capstone" / "__init__.py").exists() else "exercises"
     if impl not in IMPLS:
-        raise SystemExit(f"course: --impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+        raise UsageError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     return impl, rest
 
 
@@ -43,18 +47,47 @@ def _package(impl: str, part: str):
     return importlib.import_module(f"{impl}.w09_capstone.{part}")
 
 
-def train_main(argv: list[str]) -> int:
-    impl, rest = _split_impl(list(argv))
+def _run(command: str, argv: list[str], call) -> int:
+    """``call(impl, rest)`` with the errors a person meets said in one line, not a traceback:
+    a file that is not there (a --config, a --resume run), a run directory already used, the
+    dataset cache, an unfinished stub. Anything else (a bug in the model, say) keeps its traceback."""
     try:
-        return _package(impl, "train").main(rest, data_resolver=lambda: dataset_path("shakespeare"))
+        impl, rest = _split_impl(list(argv))
+        return call(impl, rest)
+    except UsageError as exc:
+        print(f"course {command}: {exc}", file=sys.stderr)
+        return 2
     except DatasetError as exc:
-        print(f"course train: {exc}", file=sys.stderr)
+        print(f"course {command}: {exc}", file=sys.stderr)
+        return 1
+    except FileExistsError as exc:  # a run directory already used: the message says what to do
+        print(f"course {command}: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"course {command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except NotImplementedError as exc:
+        print(
+            f"course {command}: the capstone in exercises/ is not finished (NotImplementedError: {exc}; "
+            "`--impl solutions` runs the reference where you have it)",
+            file=sys.stderr,
+        )
         return 1
 
 
+def train_main(argv: list[str]) -> int:
+    return _run(
+        "train",
+        argv,
+        lambda impl, rest: _package(impl, "train").main(
+            rest, data_resolver=lambda: dataset_path("shakespeare")
+        ),
+    )
+
+
 def sample_main(argv: list[str]) -> int:
-    impl, rest = _split_impl(list(argv))
-    return _package(impl, "sample").main(rest)
+    return _run("sample", argv, lambda impl, rest: _package(impl, "sample").main(rest))
 
 
 def main(argv: list[str]) -> int:  # `python -m autograder.capstone train|sample …`

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +44,46 @@ class _Collector:
         self.state = session.config.stash[STATE]
 
 
+class _WeekProgress:
+    """Tells ``progress`` (an `autograder.console.Progress`) each test and each week as it
+    finishes: a week is done when its last collected test has been torn down."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.config: pytest.Config | None = None
+        self.week_of: dict[str, str] = {}
+        self.left: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .plugin import item_week
+
+        self.config = session.config
+        for item in session.items:
+            week = item_week(item)
+            if week is not None:
+                self.week_of[item.nodeid] = week.id
+                self.left[week.id] = self.left.get(week.id, 0) + 1
+        self.progress.start(dict(self.left))
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        week_id = self.week_of.get(nodeid)
+        if week_id is not None:
+            self.started.setdefault(week_id, time.monotonic())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        week_id = self.week_of.get(report.nodeid)
+        if report.when != "teardown" or week_id is None:
+            return
+        self.progress.test_done(week_id)
+        self.left[week_id] -= 1
+        if self.left[week_id] == 0 and self.config is not None:
+            rows = [r for r in self.config.stash[STATE].results if r.week == week_id]
+            seconds = time.monotonic() - self.started.get(week_id, time.monotonic())
+            self.progress.week_done(week_id, get_week(week_id).title, rows, seconds)
+
+
 def run_pytest(
     submission: Path,
     weeks: list[Week],
@@ -52,7 +93,10 @@ def run_pytest(
     public_only: bool = False,
     quiet: bool = True,
     extra: list[str] | None = None,
+    progress=None,
 ) -> tuple[int, State | None]:
+    """Runs the weeks' tests on ``submission``; returns pytest's exit code and the plugin's
+    state (None when nothing ran). ``progress``: an `autograder.console.Progress` to tell."""
     paths = test_paths(weeks, public_only)
     if not paths:
         return 5, None
@@ -74,7 +118,14 @@ def run_pytest(
         args += ["-q", "--assert=plain", "-p", "no:warnings", "--no-header", "-rN", "--tb=no"]
     args += extra or []
     collector = _Collector()
-    code = pytest.main(args, plugins=[collector])
+    plugins: list = [collector]
+    if progress is not None:
+        plugins.append(_WeekProgress(progress))
+    try:
+        code = pytest.main(args, plugins=plugins)
+    finally:
+        if progress is not None:
+            progress.close()
     return int(code), collector.state
 
 
@@ -120,12 +171,20 @@ def resolve_weeks(keys: list[str] | None, submission: Path) -> list[Week]:
     return present or list(WEEKS)
 
 
-def default_submission(for_grading: bool) -> Path:
-    """`course grade` grades the reference by default where it exists; everything else
-    (`course test`, the student template) works on exercises/."""
+def default_submission(for_grading: bool, root: Path = ROOT) -> Path:
+    """The folder graded or tested when no ``--submission`` is given.
+
+    ``$COURSE_SUBMISSION`` where set. Otherwise `course grade` grades the reference,
+    solutions/, only in the course's own repository: the one holding the hidden suites
+    (autograder/suites/, see `sync.is_course_repository`). Everywhere else, a student
+    repository above all, it is exercises/, even with solutions/ checked out from the
+    `solutions` branch: the reference must never stand in for a student's own work.
+    `course test` always works on exercises/."""
+    from .sync import is_course_repository
+
     env = os.environ.get("COURSE_SUBMISSION")
     if env:
         return Path(env)
-    if for_grading and (ROOT / "solutions").is_dir():
-        return ROOT / "solutions"
-    return ROOT / "exercises"
+    if for_grading and is_course_repository(root) and (root / "solutions").is_dir():
+        return root / "solutions"
+    return root / "exercises"

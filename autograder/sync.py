@@ -5,11 +5,24 @@ A solution region is delimited by two comment-only lines, ``### BEGIN SOLUTION``
 see course/…")`` at the marker's indentation; everything outside the regions (imports,
 signatures, docstrings, provided code) is kept as it is. Markers are found with
 `tokenize`, so the same text inside a string or docstring is not a marker.
+
+Only a pristine stub is ever overwritten. Each `course sync` records the sha256 of every file
+it generates in ``exercises/.stubs.sha256`` (the format of ``sha256sum``, so ``sha256sum -c
+exercises/.stubs.sha256`` checks it too). A file is pristine when it is missing, already what
+sync would write, or byte for byte what an earlier sync wrote (its hash is the recorded one).
+Anything else is someone's work (a student who checked out ``solutions/`` after a deadline,
+an instructor who edited a stub by hand): `sync` writes nothing and names those files, unless
+``force`` is given.
+
+The check (`course sync --check`) belongs to the course's own repository, the one with the
+hidden suites (`is_course_repository`). In a student repository exercises/ is the student's
+work, not generated, so there is nothing to check (and the check passes).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import tokenize
 from dataclasses import dataclass
@@ -18,10 +31,26 @@ from pathlib import Path
 from .weeks import ROOT, WEEKS
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+MANIFEST = Path("exercises") / ".stubs.sha256"  # relative to the repository root
 
 
 class MarkerError(ValueError):
     pass
+
+
+class NotPristineError(RuntimeError):
+    """Files sync would overwrite that are not stubs it generated: someone's work."""
+
+    def __init__(self, paths: list[Path]):
+        super().__init__(f"{len(paths)} file(s) are not pristine generated stubs")
+        self.paths = paths
+
+
+def is_course_repository(root: Path = ROOT) -> bool:
+    """The course's own (instructor's) repository holds the hidden suites, autograder/suites/;
+    a student repository made by `course release` never does (the release audit refuses them),
+    whether or not the student has checked out solutions/ from the `solutions` branch."""
+    return (root / "autograder" / "suites").is_dir()
 
 
 @dataclass
@@ -118,14 +147,60 @@ def plan(root: Path = ROOT) -> dict[Path, str]:
     return wanted
 
 
-def sync(root: Path = ROOT, check: bool = False) -> list[Path]:
-    """Write (or with ``check`` only compare) the stubs; returns the files that differ."""
-    drifted = []
-    for path, content in plan(root).items():
-        current = path.read_text() if path.exists() else None
-        if current != content:
-            drifted.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(content)
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(root: Path = ROOT) -> dict[Path, str]:
+    """{generated file: sha256 of what sync wrote there} from ``exercises/.stubs.sha256``."""
+    path = root / MANIFEST
+    if not path.is_file():
+        return {}
+    recorded = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        if len(digest) == 64 and name:
+            recorded[root / name] = digest
+    return recorded
+
+
+def _manifest_text(root: Path, recorded: dict[Path, str]) -> str:
+    rows = sorted((path.relative_to(root).as_posix(), digest) for path, digest in recorded.items())
+    return "".join(f"{digest}  {name}\n" for name, digest in rows)
+
+
+def sync(root: Path = ROOT, check: bool = False, force: bool = False) -> list[Path]:
+    """Write (or with ``check`` only compare) the stubs; returns the files that differ (the
+    manifest among them when it is stale). Raises `NotPristineError`, writing nothing, when a
+    file to overwrite is not a pristine stub, unless ``force``."""
+    wanted = plan(root)
+    recorded = read_manifest(root)
+    drifted, not_pristine = [], []
+    for path, content in wanted.items():
+        current = path.read_bytes() if path.exists() else None  # bytes: a student's file may not be UTF-8
+        if current == content.encode():
+            continue
+        drifted.append(path)
+        if current is not None and recorded.get(path) != _sha256(current):
+            not_pristine.append(path)
+    kept = {path: digest for path, digest in recorded.items() if path.exists()}
+    updated = {**kept, **{path: _sha256(content.encode()) for path, content in wanted.items()}}
+    manifest = root / MANIFEST
+    manifest_text = _manifest_text(root, updated) if wanted else None
+    manifest_stale = manifest_text is not None and (
+        not manifest.is_file() or manifest.read_bytes() != manifest_text.encode()
+    )
+    if manifest_stale:
+        drifted.append(manifest)
+    if check:
+        return drifted
+    if not_pristine and not force:
+        raise NotPristineError(not_pristine)
+    for path in drifted:
+        if path != manifest:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(wanted[path].encode())
+    if manifest_stale:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_bytes(manifest_text.encode())
     return drifted

@@ -35,12 +35,21 @@ class Student:
     repository: str
 
 
+EXPECTED = "a CSV file with the header `student,repository`, like course/roster.example.csv"
+
+
 def load_roster(path: Path) -> list[Student]:
-    lines = [
-        line for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")
-    ]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read the roster {path}: {why} (expected {EXPECTED})") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(lines)
+    if lines and not {"student", "repository"} <= set(reader.fieldnames or ()):
+        raise ValueError(f"{path}:1: the header is {lines[0]!r} (expected {EXPECTED})")
     students, seen = [], set()
-    for no, row in enumerate(csv.DictReader(lines), 2):
+    for no, row in enumerate(reader, 2):
         sid, repo = (row.get("student") or "").strip(), (row.get("repository") or "").strip()
         if not STUDENT_ID.match(sid):
             raise ValueError(f"{path}:{no}: student id {sid!r} (letters, digits, '.', '_', '-')")

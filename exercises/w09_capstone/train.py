@@ -542,6 +542,13 @@ def main(argv: list[str] | None = None, data_resolver=None) -> int:
     config = parse_config(sys.argv[1:] if argv is None else argv)
     if not config.data and data_resolver is not None:
         config = replace(config, data=str(data_resolver()))
+    if not Path(config.data).is_file():
+        print(
+            f"course train: the training text {config.data or '(none)'} does not exist (expected a "
+            "UTF-8 text file, given with --data; without --data, tiny Shakespeare is used)",
+            file=sys.stderr,
+        )
+        return 2
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
         val = result.losses.get("val", math.nan)

@@ -266,9 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", help="where the gallery, maps and report go (default: the run directory)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    ckpt = Path(args.checkpoint)
+    if not (ckpt.is_file() or (ckpt / "best.pt").is_file() or (ckpt / "ckpt.pt").is_file()):
+        print(
+            f"course sample: --checkpoint {args.checkpoint}: no checkpoint there (expected a run "
+            "directory written by `course train`, holding best.pt or ckpt.pt, or a .pt file)",
+            file=sys.stderr,
+        )
+        return 2
 
     model, tokenizer, state = load_model(args.checkpoint, pick_device(args.device))
-    ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent)
     out.mkdir(parents=True, exist_ok=True)
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
