@@ -83,7 +83,7 @@ def _history(s: StudentBook, week_ids: list[str], server: str) -> str:
                 "".join(notes),
             ]
         )
-    widths = ["13%", "10%", "7%", *[""] * len(week_ids), "14%"]
+    widths = ["16%", "10%", "8%", *[""] * len(week_ids), "14%"]
     header = ["pushed", "commit", "total", *week_ids, "notes"]
     return table(header, rows, "fit", set(range(2, 3 + len(week_ids))), widths)
 
