@@ -3,8 +3,9 @@
     course train [--impl exercises|solutions] [training flags …]
     course sample [--impl exercises|solutions] --checkpoint RUN_DIR [sampling flags …]
 
-``--impl`` picks whose ``w09_capstone`` runs: the reference (``solutions``, the default where
-it exists) or your own (``exercises``). Training without ``--data`` uses tiny Shakespeare
+``--impl`` picks whose ``w09_capstone`` runs: the reference (``solutions``, the default in the
+course's own repository) or your own (``exercises``, the default in a student repository, even
+with ``solutions/`` checked out). Training without ``--data`` uses tiny Shakespeare
 from the course's verified dataset cache (`course data shakespeare` fetches it). Under
 ``torchrun --nproc_per_node N -m autograder train …`` every process runs this same command.
 """
@@ -15,6 +16,7 @@ import importlib
 import sys
 
 from .data import DatasetError, dataset_path
+from .sync import is_course_repository
 from .weeks import ROOT
 
 IMPLS = ("solutions", "exercises")
@@ -37,7 +39,10 @@ def _split_impl(argv: list[str]) -> tuple[str, list[str]]:
         else:
             rest.append(arg)
     if impl is None:
-        impl = "solutions" if (ROOT / "solutions" / "w09_capstone" / "__init__.py").exists() else "exercises"
+        # The reference by default only in the course's own repository: a student who checked
+        # out solutions/ still trains their own package unless they ask for the reference.
+        reference = (ROOT / "solutions" / "w09_capstone" / "__init__.py").exists()
+        impl = "solutions" if reference and is_course_repository() else "exercises"
     if impl not in IMPLS:
         raise UsageError(f"--impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     return impl, rest
