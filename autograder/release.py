@@ -9,7 +9,9 @@ The template is what every student's repository starts from:
     .github/workflows/classroom.yml   push-time feedback and the request for the real grade
 
 `--solutions` builds the same tree with `solutions/` filled in (every week, or only the weeks
-given with `--weeks` / due by `--due-by`): the content of the protected `solutions` branch.
+given with `--weeks` / due by `--due-by`): the content of the protected `solutions` branch. A
+week's solutions are its reference module and its notebook with the solutions in place
+(`solutions/notebooks/wNN_*.ipynb`: the source notebook, without outputs).
 
 Nothing leaves without an audit: no solution region, hidden test or mark scheme in any file,
 no hidden suite, no notebook output (see `audit`).
@@ -46,6 +48,8 @@ COURSE_PRIVATE_FILES = {"INSTRUCTORS.md"}
 # Lines that mark material students must never see: our own solution regions (.py), nbgrader's
 # solution, hidden-test and mark-scheme regions (notebooks and their Markdown).
 FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME")
+# Where the solutions tree keeps each published week's notebook with its solutions.
+SOLUTION_NOTEBOOKS = "notebooks"
 
 
 class ReleaseError(RuntimeError):
@@ -203,6 +207,17 @@ def _copy_exercises(root: Path, dest: Path) -> None:
         out.write_text(content)
 
 
+def solution_notebook(source: Path, dest: Path) -> None:
+    """A week's notebook as the solutions branch publishes it: the source notebook, solution
+    regions and model answers in place, without outputs or execution counts."""
+    nb = json.loads(source.read_text())
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")  # as nbformat writes
+
+
 def _copy_solutions(root: Path, dest: Path, weeks: list[Week]) -> None:
     solutions = root / "solutions"
     (dest / "solutions").mkdir(parents=True, exist_ok=True)
@@ -216,6 +231,10 @@ def _copy_solutions(root: Path, dest: Path, weeks: list[Week]) -> None:
             shutil.copytree(path.parent, dest / "solutions" / week.module, ignore=CACHES)
         else:
             shutil.copy2(path, dest / "solutions" / path.name)
+        # The week's notebook, solved. Under solutions/, the only place the audit lets solution
+        # regions be; opened from there, it finds the repository's exercises/ above it.
+        for notebook in sorted((root / "course" / week.module).glob("*.ipynb")):
+            solution_notebook(notebook, dest / "solutions" / SOLUTION_NOTEBOOKS / notebook.name)
 
 
 def _weeks_table(root: Path) -> str:

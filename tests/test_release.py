@@ -137,7 +137,11 @@ def test_solutions_tree(trees):
     assert (solutions / "solutions" / "w01_attention.py").read_text() == (
         root / "solutions" / "w01_attention.py"
     ).read_text()
-    assert sorted(p.name for p in (solutions / "solutions").iterdir()) == ["__init__.py", "w01_attention.py"]
+    assert sorted(p.name for p in (solutions / "solutions").iterdir()) == [
+        "__init__.py",
+        "notebooks",
+        "w01_attention.py",
+    ]
     # The same tree as the template, plus solutions/.
     files = {
         str(p.relative_to(template)) for p in template.rglob("*") if p.is_file() and ".git" not in p.parts
@@ -145,10 +149,34 @@ def test_solutions_tree(trees):
     extra = {
         str(p.relative_to(solutions)) for p in solutions.rglob("*") if p.is_file() and ".git" not in p.parts
     }
-    assert extra - files == {"solutions/__init__.py", "solutions/w01_attention.py"}
+    assert extra - files == {
+        "solutions/__init__.py",
+        "solutions/w01_attention.py",
+        "solutions/notebooks/w01_attention.ipynb",
+    }
     assert files - extra == set()
     assert release.audit(solutions, allow_solutions=True) == []
     assert release.audit(solutions)[0] == "solutions/ is in the tree"  # not a template
+
+
+def test_solutions_tree_holds_each_published_weeks_notebook_solved(trees, tmp_path):
+    """A week's solutions include its notebook with the solutions in place: the source notebook,
+    without outputs. Weeks not published yet have none."""
+    root, _, solutions = trees
+    source = root / "course" / "w01_attention" / "w01_attention.ipynb"
+    published = solutions / "solutions" / "notebooks" / "w01_attention.ipynb"
+    assert sorted(p.name for p in published.parent.iterdir()) == ["w01_attention.ipynb"]
+    assert published.read_text() == source.read_text(), "the source notebook, as committed (clean)"
+    cells = json.loads(published.read_text())["cells"]
+    assert any("### BEGIN SOLUTION" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    # Outputs are stripped even from a source notebook that was saved with them.
+    nb = json.loads(source.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code[0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "reference output"}]
+    code[0]["execution_count"] = 3
+    (tmp_path / "run.ipynb").write_text(json.dumps(nb))
+    release.solution_notebook(tmp_path / "run.ipynb", tmp_path / "out" / "run.ipynb")
+    assert (tmp_path / "out" / "run.ipynb").read_text() == source.read_text()
 
 
 def test_audit_catches_what_must_not_ship(trees, tmp_path):

@@ -8,6 +8,7 @@ Instructor repository (`.github/workflows/grade.yml`):
     post           sanitised report as a commit comment + commit status, per new report
     store          add new reports to the `grades` branch
     collect-notebooks   put fetched notebooks where `nbgrader autograde` looks for them
+    notebook-feedback   after `nbgrader autograde` (and hand grading): one feedback page per student
 Instructor repository (`.github/workflows/publish-solutions.yml`):
     publish-solutions   update the template repository's `solutions` branch
 Student repository (`.github/workflows/classroom.yml`):
@@ -197,6 +198,19 @@ def cmd_collect_notebooks(args) -> int:
     return 0
 
 
+def cmd_notebook_feedback(args) -> int:
+    from .notebooks import feedback
+
+    pages = feedback(Path(args.course), args.assignments or None)
+    for page in pages:
+        pending = " (written answers not graded yet)" if page.awaiting_manual_grade else ""
+        print(
+            f"{page.student}: {page.assignment} {page.score:g} / {page.max_score:g}{pending} -> {page.html}"
+        )
+    print(f"{len(pages)} feedback page(s) under {args.course}/feedback")
+    return 0
+
+
 def cmd_publish_solutions(args) -> int:
     from .gitops import repo_url
     from .solutions import publish
@@ -317,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submissions", required=True)
     p.add_argument("--course", default=str(ROOT / "course"))
     p.set_defaults(func=cmd_collect_notebooks)
+
+    p = sub.add_parser(
+        "notebook-feedback", help="nbgrader generate_feedback: course/feedback/<student>/<assignment>/*.html"
+    )
+    p.add_argument("assignments", nargs="*", help="assignments (default: every one autograded so far)")
+    p.add_argument("--course", default=str(ROOT / "course"))
+    p.set_defaults(func=cmd_notebook_feedback)
 
     p = sub.add_parser("publish-solutions", help="update the solutions branch of the template repository")
     p.add_argument("--repository", help="the template repository (owner/name)")

@@ -1,8 +1,9 @@
 """Publishing the `solutions` branch: week by week, once each deadline and its late window pass.
 
 The branch holds the tree of `course release --solutions`, with solutions/ filled in for the
-weeks that are due by then (`course/schedule.toml`). Each run adds a commit only when that set
-changed, so the branch's history reads "solutions through w01", "through w02", …
+weeks that are due by then (`course/schedule.toml`): each week's reference module and its
+notebook with the solutions in place (`solutions/notebooks/`). Each run adds a commit only when
+that set changed, so the branch's history reads "solutions through w01", "through w02", …
 """
 
 from __future__ import annotations
