@@ -223,7 +223,8 @@ def test_solutions_branch_is_published_week_by_week(tmp_path):
     def publish(when: str) -> str:
         return solutions.publish(str(remote), through=parse_time(when), root=root, schedule=schedule)
 
-    assert "nothing to publish" in publish("2027-01-18T00:00:00Z")  # before week 1 is due
+    assert "No solutions published yet" in publish("2027-01-18T00:00:00Z")  # before week 1 is due
+    assert "already up to date (none due)" in publish("2027-01-18T01:00:00Z")
     assert "Solutions through w01" in publish("2027-01-22T00:00:00Z")  # deadline + late window
     assert "already up to date" in publish("2027-01-23T00:00:00Z")
     published = [w for w in WEEKS[:2] if module_path(root / "solutions", w) is not None]
@@ -236,7 +237,14 @@ def test_solutions_branch_is_published_week_by_week(tmp_path):
     expected = ["solutions/__init__.py"] + [
         f"solutions/{module_path(root / 'solutions', w).relative_to(root / 'solutions')}" for w in published
     ]
-    assert in_solutions == sorted(expected)
+    assert sorted(f for f in in_solutions if not f.startswith("solutions/notebooks/")) == sorted(expected)
+
+    # A new term: the schedule's dates move a year on; the branch is reset, last term's gone.
+    schedule.write_text(schedule.read_text().replace("2027-", "2028-"))
+    assert "No solutions published yet" in publish("2027-06-01T00:00:00Z")
+    files = git(remote, "ls-tree", "-r", "--name-only", "solutions").splitlines()
+    assert [f for f in files if f.startswith("solutions/")] == ["solutions/__init__.py"]
+    assert "exercises/w01_attention.py" in files, "the template itself stays"
 
 
 def test_a_notebook_nbgrader_refuses_is_still_stripped(tmp_path):

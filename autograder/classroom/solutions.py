@@ -4,6 +4,9 @@ The branch holds the tree of `course release --solutions`, with solutions/ fille
 weeks that are due by then (`course/schedule.toml`): each week's reference module and its
 notebook with the solutions in place (`solutions/notebooks/`). Each run adds a commit only when
 that set changed, so the branch's history reads "solutions through w01", "through w02", …
+
+A new term starts clean: with nothing due yet (the schedule's dates moved on), the branch is
+reset to the tree without any solution, replacing what the last term published.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ def publish(
 ) -> str:
     """Brings ``branch`` of ``remote`` up to date; returns what happened, in one line."""
     due = load_schedule(schedule).solutions_due(through)
-    if not due:
-        return f"no week is due by {through.isoformat()}: nothing to publish"
     weeks = [w for w in WEEKS if w.id in due]
     env = git_env(token)
     with tempfile.TemporaryDirectory(prefix="solutions-") as tmp:
@@ -41,6 +42,11 @@ def publish(
         work = tmp / "work"
         checkout_branch(remote, branch, work, env)
         replace_tree(work, tree)
-        message = f"Solutions through {weeks[-1].id} ({', '.join(w.id for w in weeks)})"
+        if weeks:
+            message = f"Solutions through {weeks[-1].id} ({', '.join(w.id for w in weeks)})"
+        else:
+            message = f"No solutions published yet (none is due by {through.isoformat()})"
         pushed = commit_and_push(work, branch, message, env)
-    return f"{branch}: {message}" if pushed else f"{branch}: already up to date ({', '.join(due)})"
+    return (
+        f"{branch}: {message}" if pushed else f"{branch}: already up to date ({', '.join(due) or 'none due'})"
+    )
