@@ -398,19 +398,24 @@ def test_grades_branch_and_gradebook(school):
     with open(base / "book" / "gradebook.csv") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     assert set(rows) == set(STUDENTS.values())
-    assert rows["ada"]["commit"] == shas["ada"] and rows["ada"]["w01_late"] == ""
-    assert float(rows["ada"]["w01"]) == float(rows["ada"]["max_score"])
-    assert rows["ben"]["w01_late"] == "late" and rows["ben"]["late"] == "w01"
-    assert rows["ben"]["w01_ontime"] == "", "nothing of ben's was graded before the deadline"
-    assert rows["eve"]["time"] == "2027-01-20T08:00:00+00:00"
+    assert float(rows["ada"]["w01"]) == float(rows["ada"]["max_score"]) and rows["ada"]["late"] == ""
+    assert rows["ben"]["late"] == "w01"
+    with open(base / "book" / "gradebook_details.csv") as fh:
+        details = {(r["student"], r["item"]): r for r in csv.DictReader(fh)}
+    assert details["ada", "w01"]["commit"] == shas["ada"] and details["ada", "w01"]["status"] == "on time"
+    ben = details["ben", "w01"]
+    assert ben["status"] == "late" and 0 < float(ben["hours_late"]) < 24
+    assert ben["on_time"] == "", "nothing of ben's was graded before the deadline"
+    assert float(ben["score"]) < float(ben["raw"]), "the late rule of course/schedule.toml applies"
+    assert details["eve", "w01"]["handed_in"] == "2027-01-20T08:00:00+00:00"
     with open(base / "book" / "test_failures.csv") as fh:
         failures = list(csv.DictReader(fh))
     assert failures and all(r["week"] == "w01" and r["students"] == "3" for r in failures)
     softmax = [r for r in failures if "softmax" in r["test"].lower()]
     assert softmax and all(int(r["failed"]) >= 1 for r in softmax)  # eve fails every test
     assert (base / "book" / "score_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = (base / "book" / "summary.html").read_text()
-    assert all(s in page for s in STUDENTS.values()) and "late work in w01" in page
+    page = (base / "book" / "index.html").read_text()
+    assert all(s in page for s in STUDENTS.values()) and "Late work" in page
 
 
 def test_roster_parsing(tmp_path):
@@ -466,11 +471,13 @@ def test_student_side_feedback_and_request(tmp_path):
         },
     }
     summary, notices = student.feedback(report)
-    assert summary.startswith("## Public tests: 3 / 7") and "course/grade" in summary
+    assert summary.startswith("## Public tests (not your grade): 3 / 7") and "course/grade" in summary
     assert "shapes" in summary and "shape (2, 5)" in summary
-    assert notices == [
+    # Public points are never Classroom's points: those come from the grader (`await-grade`).
+    assert notices == ["::notice title=Public tests::Public tests (not your grade): 3/7 points"]
+    assert student.classroom_notices(3, 7) == [
         "::notice title=Autograding complete::Points 3/7",
-        '::notice title=Autograding report::{"totalPoints": 3.0, "maxPoints": 7.0}',
+        '::notice title=Autograding report::{"totalPoints": 3, "maxPoints": 7}',
     ]
     # Without the instructor's set-up the request is skipped, and the run does not fail.
     assert student.request_grade({"GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "a" * 40}) == 0

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from autograder import gradebook, messages
 from autograder import report as render
 from autograder.classroom import sanitize, student
+from autograder.gradebook.book import build_book
+from autograder.gradebook.class_page import _hardest
 from autograder.messages import MAX_LINE, MAX_MESSAGE, NEUTRAL
 
 # Everything XML 1.0 cannot carry (its Char production, complemented).
@@ -272,7 +274,7 @@ def test_every_rendering_of_a_hostile_report_is_inert(tmp_path):
         assert command_lines(text) == [], name
         assert "\x1b" not in text and "\x00" not in text and "\u202e" not in text, name
         assert not XML_INVALID.search(text), name
-    assert all(line.startswith("::notice title=Autograding") for line in notices)
+    assert all(line.startswith("::notice title=Public tests::") for line in notices)
 
     # The student-facing Markdown: every message stays inside its own code block.
     blocks, fences = fenced_blocks(public_markdown)
@@ -291,12 +293,12 @@ def test_gradebook_cells_are_cleaned():
     graded = gradebook.Graded(
         student="eve", repository="r", commit="c", time=datetime(2027, 1, 1, tzinfo=UTC), report=report
     )
-    rows = {r["test"]: r for r in gradebook.failure_rates([graded])}
+    rows = {r["test"]: r for r in gradebook.failure_rates(build_book([graded], None))}
     assert rows["hostile 0 | <b>name</b> ::x"]["most_common_message"] == '\'=HYPERLINK("http://x")[2J'
     for row in rows.values():
         assert_inert(row["most_common_message"])
         assert len(row["most_common_message"]) <= MAX_LINE + 1
-    html = gradebook._table(list(rows.values()), ["test", "most_common_message"])
+    html = _hardest(list(rows.values()))
     assert "<img" not in html and "&lt;img" in html
 
 

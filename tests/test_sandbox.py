@@ -10,6 +10,7 @@ authoritative path has its own tests in `test_jail.py`.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -450,5 +451,7 @@ def test_a_grade_without_the_sandbox_says_so_everywhere(tmp_path):
     folder.mkdir()
     (folder / "bare.json").write_text(json.dumps(bare))
     (folder / "jailed.json").write_text(json.dumps(jailed))
-    rows, _ = gradebook.week_rows(gradebook.load_reports([folder])[0], None)
-    assert {r["student"]: r["sandboxed"] for r in rows} == {"bare": "no", "jailed": "yes"}
+    gradebook.build([folder], tmp_path / "book")
+    with open(tmp_path / "book" / "gradebook.csv") as fh:
+        rows = {r["student"]: r["sandboxed"] for r in csv.DictReader(fh)}
+    assert rows == {"bare": "no", "jailed": "yes"}
