@@ -153,7 +153,7 @@ def await_grade(
             print(f"::warning title=Could not read the grade::{exc}")
         if found and found.get("state") != "pending" or time.monotonic() >= deadline:
             break
-        time.sleep(poll_s)
+        time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
     lines = ["", "## Your grade (course grader)", ""]
     match = SCORE.match((found or {}).get("description") or "")
     if found is None:
