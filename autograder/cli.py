@@ -30,7 +30,7 @@ def reaping_orphans():
     try:
         yield
     finally:
-        from ._host import reap
+        from .child_side import reap
 
         reap(keep=None)
 
@@ -91,7 +91,7 @@ def _unwritable(path: Path) -> str | None:
 
 def _submission_origin(args: argparse.Namespace, submission: Path) -> str:
     """Why this folder is the one graded, for the line `course grade` starts with."""
-    from .sync import is_course_repository
+    from .tools.sync import is_course_repository
 
     if args.submission:
         return "--submission"
@@ -187,7 +187,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .sync import MarkerError, NotPristineError, is_course_repository, sync
+    from .tools.sync import MarkerError, NotPristineError, is_course_repository, sync
 
     name = "course sync --check" if args.check else "course sync"
     course_repository = is_course_repository()
@@ -347,11 +347,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 # Commands with parsers of their own: their arguments go to them untouched.
 DELEGATED = {
-    "release": ("autograder.release", "main", "build the student template (or --solutions tree)"),
-    "gradebook": ("autograder.gradebook", "main", "class gradebook from grade reports"),
-    "data": ("autograder.data", "main", "fetch a dataset into the cache, verifying sha256"),
-    "train": ("autograder.capstone", "train_main", "train the capstone Mini-GPT"),
-    "sample": ("autograder.capstone", "sample_main", "sample from a capstone checkpoint"),
+    "release": ("autograder.tools.release", "main", "build the student template (or --solutions tree)"),
+    "gradebook": ("autograder.tools.gradebook", "main", "class gradebook from grade reports"),
+    "data": ("autograder.tools.data", "main", "fetch a dataset into the cache, verifying sha256"),
+    "train": ("autograder.tools.capstone", "train_main", "train the capstone Mini-GPT"),
+    "sample": ("autograder.tools.capstone", "sample_main", "sample from a capstone checkpoint"),
 }
 
 

@@ -180,7 +180,7 @@ def default_submission(for_grading: bool, root: Path = ROOT) -> Path:
     repository above all, it is exercises/, even with solutions/ checked out from the
     `solutions` branch: the reference must never stand in for a student's own work.
     `course test` always works on exercises/."""
-    from .sync import is_course_repository
+    from .tools.sync import is_course_repository
 
     env = os.environ.get("COURSE_SUBMISSION")
     if env:

@@ -27,10 +27,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _host
-from ._host import NDARRAY_KEY, REF_KEY
-from .cgroups import Groups
-from .wire import ReplyError, decode_reply, dump_data, recv_frame, send_frame
+from . import child_side
+from .child_side import NDARRAY_KEY, REF_KEY
+from .sandbox.cgroups import Groups
+from .sandbox.wire import ReplyError, decode_reply, dump_data, recv_frame, send_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -196,7 +196,7 @@ class InProcessSession(_SessionBase):
     def _request(self, request, label: str, missing=None):
         if self._host is None:
             try:
-                self._host = _host.Host(self._package, self.submission_dir, self._reference)
+                self._host = child_side.Host(self._package, self.submission_dir, self._reference)
             except BaseException as exc:  # noqa: BLE001
                 raise SubmissionError(f"setting up the submission failed: {exc}") from exc
         # Copy the arguments as the isolated path does, so in-place edits stay on this side.
@@ -288,7 +288,7 @@ class Zygote:
         }
         clean_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(Path(_host.__file__)), str(child.fileno()), str(PROJECT_ROOT)],
+            [sys.executable, "-I", str(Path(child_side.__file__)), str(child.fileno()), str(PROJECT_ROOT)],
             pass_fds=(child.fileno(),),
             env=clean_env,
             cwd=workroot,
@@ -384,7 +384,7 @@ class Spawner:
         self._counter = itertools.count()
 
     def describe(self) -> dict:
-        from . import landlock
+        from .sandbox import landlock
 
         return {
             "user": self.user.name if self.user else None,

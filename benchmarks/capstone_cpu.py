@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from autograder.data import dataset_path  # noqa: E402
+from autograder.tools.data import dataset_path  # noqa: E402
 
 NANOGPT_MS, NANOGPT_VAL = 47.8, 1.8857
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from autograder.data import dataset_path  # noqa: E402
+from autograder.tools.data import dataset_path  # noqa: E402
 
 TARGET = 1.47
 EVAL_LINE = re.compile(r"step (\d+): train ([\d.]+), val ([\d.]+) .*; ([\d.]+) s since the start")

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder import release  # noqa: E402
+from autograder.tools import release  # noqa: E402
 from autograder.weeks import WEEKS  # noqa: E402
 
 GIT = ["git", "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]

@@ -48,7 +48,7 @@ NOTEBOOK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEG
 def public_text(root: Path = ROOT) -> str:
     """Every line students are given anyway: the stubs `course sync` makes, the public tests and
     the engine (without its hidden suites)."""
-    from autograder.sync import plan
+    from autograder.tools.sync import plan
 
     texts = list(plan(root).values())
     texts += [p.read_text() for p in (root / "exercises" / "tests").rglob("*.py")]

@@ -21,7 +21,7 @@ def _shared_root(tmp_path_factory, worker_id: str) -> Path:
 def student_template(tmp_path_factory, worker_id) -> Path:
     """The released student template (a git repository, no nbgrader notebooks), as committed at
     HEAD: built once per test run. Tests clone it; none may change it."""
-    from autograder import release
+    from autograder.tools import release
     from tests.classroom_support import copy_course
 
     root = _shared_root(tmp_path_factory, worker_id)

@@ -21,11 +21,11 @@ import sys
 
 import pytest
 
-from autograder import jail
 from autograder.classroom import sanitize
 from autograder.classroom.grading import engine_copy, grading_seed
 from autograder.classroom.roster import find_student, load_roster
-from autograder.sync import _enclosing_function, find_regions, make_stub
+from autograder.sandbox import jail
+from autograder.tools.sync import _enclosing_function, find_regions, make_stub
 from autograder.weeks import get_week
 from tests.classroom_support import FakeGitHub, git, hidden_suite_lines, solution_region_lines
 from tests.helpers import ROOT
@@ -439,7 +439,7 @@ def test_engine_copy_hides_what_submission_code_must_not_read(tmp_path):
     assert (engine / "autograder" / "suites").stat().st_mode & 0o077 == 0
     assert (engine / "solutions" / "w01_attention.py").stat().st_mode & 0o004  # public: w02 may use it
     assert not (engine / "solutions" / "w02_multihead.py").exists(), "never the graded week's own"
-    assert (engine / "autograder" / "drivers.py").stat().st_mode & 0o004
+    assert (engine / "autograder" / "drivers" / "common.py").stat().st_mode & 0o004
     assert (engine / "datasets" / "tinyshakespeare.txt").stat().st_mode & 0o004
 
 

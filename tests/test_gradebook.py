@@ -16,10 +16,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from autograder import gradebook
 from autograder.cli import main as course
-from autograder.gradebook import exports, pages
-from autograder.schedule import Weights, load_extensions, load_schedule, load_weights
+from autograder.tools import gradebook
+from autograder.tools.gradebook import exports, pages
+from autograder.tools.schedule import Weights, load_extensions, load_schedule, load_weights
 from tests.browser import INSTALL_HINT, Browser, find_chromium
 
 SCHEDULE = load_schedule()  # week 1 is due 2027-01-18 23:59 UTC, week 2 on 2027-01-25; 72 h window

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import jail
 from autograder.classroom import grading
 from autograder.classroom.__main__ import main as classroom_main
+from autograder.sandbox import jail
 from autograder.weeks import WEEKS, get_week
 from tests.helpers import ROOT
 

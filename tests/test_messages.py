@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import gradebook, messages
 from autograder import report as render
 from autograder.classroom import sanitize, student
-from autograder.gradebook.book import build_book
-from autograder.gradebook.class_page import _hardest
 from autograder.messages import MAX_LINE, MAX_MESSAGE, NEUTRAL
+from autograder.tools import gradebook, messages
+from autograder.tools.gradebook.book import build_book
+from autograder.tools.gradebook.class_page import _hardest
 
 # Everything XML 1.0 cannot carry (its Char production, complemented).
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -353,7 +353,7 @@ def test_sanitised_messages_are_cleaned_before_matching_grader_source():
 
 
 def test_host_keeps_the_end_of_a_long_traceback():
-    from autograder._host import describe_exception
+    from autograder.child_side import describe_exception
 
     def deep(n):
         if n == 0:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import gradebook
 from autograder.classroom.__main__ import main
 from autograder.classroom.notebooks import collect, feedback, run_nbgrader
-from autograder.release import assignment_dirs
+from autograder.tools import gradebook
+from autograder.tools.release import assignment_dirs
 from tests.helpers import ROOT
 
 pytest.importorskip("nbgrader")

@@ -14,7 +14,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
-from autograder.release import assignment_dirs  # noqa: E402
+from autograder.tools.release import assignment_dirs  # noqa: E402
 from autograder.weeks import ROOT, WEEKS  # noqa: E402
 
 NBGRADER_OUTPUTS = ("release", "submitted", "autograded", "feedback", "source_release")
@@ -58,7 +58,7 @@ def test_nbgrader_metadata(path: Path):
     generate_assignment would refuse: a solution region in a cell not marked as a solution is
     the classic (the notebook is then released by stripping, but cannot be autograded)."""
     pytest.importorskip("nbgrader")
-    from autograder.release import nbgrader_problem
+    from autograder.tools.release import nbgrader_problem
 
     nb = nbformat.read(path, as_version=4)
     for index, cell in enumerate(nb.cells):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.drivers_w07 import TinyMLP
+from autograder.drivers.w07 import TinyMLP
 from autograder.weeks import ROOT
 from solutions import w07_training, w08_lora
 

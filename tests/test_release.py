@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import release
+from autograder.tools import release
 from autograder.weeks import WEEKS, get_week, module_path
 from tests.classroom_support import copy_course, git, hidden_suite_lines, leaks, solution_region_lines
 
@@ -99,7 +99,7 @@ def test_template_holds_no_solution_hidden_test_or_reference_output(trees):
 
 def test_stubs_match_course_sync(trees):
     root, template, _ = trees
-    from autograder.sync import plan
+    from autograder.tools.sync import plan
 
     for path, content in plan(root).items():
         assert (template / path.relative_to(root)).read_text() == content
@@ -211,7 +211,7 @@ def test_release_refuses_a_non_empty_directory_and_misused_options(tmp_path, cap
 
 def test_solutions_branch_is_published_week_by_week(tmp_path):
     from autograder.classroom import solutions
-    from autograder.schedule import parse_time
+    from autograder.tools.schedule import parse_time
 
     root = copy_course(tmp_path / "course-repo")
     for nb in (root / "course").rglob("*.ipynb"):  # notebooks are covered above; keep this quick

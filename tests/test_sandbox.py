@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import landlock
-from autograder.cgroups import Groups
 from autograder.isolation import open_regular
+from autograder.sandbox import landlock
+from autograder.sandbox.cgroups import Groups
 from tests.helpers import ROOT, make_submission, results_by_function
 
 REFERENCE = (ROOT / "solutions" / "w01_attention.py").read_text()
@@ -422,9 +422,9 @@ def test_a_grade_without_the_sandbox_says_so_everywhere(tmp_path):
     student's copy and status, and the gradebook; a bare report is not taken on trust."""
     import xml.etree.ElementTree as ET
 
-    from autograder import gradebook
     from autograder import report as render
     from autograder.classroom import sanitize
+    from autograder.tools import gradebook
 
     test = {"id": "x::test_a", "name": "a", "status": "passed", "score": 1.0, "max_score": 1.0, "message": ""}
     week = {"title": "t", "score": 1.0, "max_score": 1.0, "tests": [test]}

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from autograder.sync import MarkerError, find_regions, make_stub, plan
+from autograder.tools.sync import MarkerError, find_regions, make_stub, plan
 from autograder.weeks import ROOT
 from tests.student_tree import build_tree, run_course
 
@@ -98,7 +98,7 @@ def test_check_detects_drift(tmp_path):
 
     for name in ("solutions", "exercises"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    from autograder.sync import NotPristineError, sync
+    from autograder.tools.sync import NotPristineError, sync
 
     assert sync(tmp_path, check=True) == []
     stub = tmp_path / "exercises" / "w01_attention.py"
@@ -119,7 +119,7 @@ def _edit_solution(tree, week_file="w01_attention.py"):
 
 def test_sync_rewrites_pristine_stubs_and_records_them(tmp_path):
     # The instructor's flow: the reference changes, the untouched stub follows it.
-    from autograder.sync import MANIFEST, read_manifest, sync
+    from autograder.tools.sync import MANIFEST, read_manifest, sync
 
     tree = build_tree(tmp_path / "course", suites=True)
     _edit_solution(tree)
@@ -195,7 +195,7 @@ def test_check_in_the_course_repository_needs_solutions(tmp_path):
 
 
 def test_stale_manifest_is_drift(tmp_path):
-    from autograder.sync import MANIFEST, sync
+    from autograder.tools.sync import MANIFEST, sync
 
     tree = build_tree(tmp_path / "course", suites=True)
     (tree / MANIFEST).unlink()
@@ -206,8 +206,8 @@ def test_stale_manifest_is_drift(tmp_path):
 def test_the_template_ships_the_record_of_its_stubs(tmp_path):
     # A student's repository starts with exercises/.stubs.sha256: their own sync (solutions/
     # checked out) can tell an untouched stub from their work.
-    from autograder import release
-    from autograder.sync import MANIFEST, read_manifest
+    from autograder.tools import release
+    from autograder.tools.sync import MANIFEST, read_manifest
 
     template = release.build(tmp_path / "template", released=None, git=False)
     recorded = read_manifest(template)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.data import DatasetError, dataset_path
+from autograder.tools.data import DatasetError, dataset_path
 from solutions.w09_capstone import TrainConfig, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +114,7 @@ def test_a_toml_config_and_flags(corpus, tmp_path):
 
 def test_python_module_spelling_and_rope_bpe(corpus, tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "autograder.capstone", "train", "--data", str(corpus), *TINY, "--max-steps", "3",
+        [sys.executable, "-m", "autograder.tools.capstone", "train", "--data", str(corpus), *TINY, "--max-steps", "3",
          "--rope", "--tokenizer", "bpe", "--bpe-vocab-size", "300", "--out-dir", str(tmp_path), "--run-id", "b"],
         cwd=ROOT, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
@@ -166,11 +166,11 @@ def test_ddp_two_processes_match_one(corpus, tmp_path):
     trajectory as one process with batch 8, and ends with the same weights."""
     args = ["--data", str(corpus), *TINY, "--max-steps", "12", "--out-dir", str(tmp_path), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "autograder.capstone", "train", *args, "--run-id", "one"],
+    subprocess.run([sys.executable, "-m", "autograder.tools.capstone", "train", *args, "--run-id", "one"],
                    cwd=ROOT, check=True, capture_output=True, env=env, timeout=300)  # fmt: skip
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "autograder.capstone", "train", *args, "--run-id", "two"],
+         "-m", "autograder.tools.capstone", "train", *args, "--run-id", "two"],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert ddp.returncode == 0, ddp.stderr[-3000:]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pooch
 import pytest
 
-from autograder import data
+from autograder.tools import data
 
 CONTENT = ("It is a tale told by an idiot, full of sound and fury, signifying nothing.\n" * 200).encode()
 

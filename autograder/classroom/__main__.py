@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from ..messages import workflow_value
-from ..schedule import SCHEDULE, load_schedule, parse_time
+from ..tools.schedule import SCHEDULE, load_schedule, parse_time
 from ..weeks import ROOT, WEEKS, get_week
 
 

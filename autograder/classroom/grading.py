@@ -2,7 +2,7 @@
 fresh copy of the grading engine, wrapped with who, which commit and when.
 
 Sandbox (``--sandbox required``, the default, and the only mode the workflow uses): the grader
-runs as root; each week of each submission is graded in a jail of its own (`autograder.jail`:
+runs as root; each week of each submission is graded in a jail of its own (`autograder.sandbox.jail`:
 new PID, mount, network, IPC and UTS namespaces, private ``/tmp`` and ``/dev/shm``, killed
 whole at the end), and the engine starts the submission processes as an unprivileged user.
 That user cannot read the hidden suites (the engine copy makes them root-only), cannot write to
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import jail
+from ..sandbox import jail
 from ..weeks import ROOT, Week, module_path, reference_modules
 from .roster import copy_plain_files
 

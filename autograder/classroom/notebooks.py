@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..release import assignment_dirs
+from ..tools.release import assignment_dirs
 
 
 def collect(submissions: Path, course: Path) -> list[tuple[str, str]]:

@@ -15,8 +15,8 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from ..release import build, release_notebooks
-from ..schedule import SCHEDULE, load_schedule
+from ..tools.release import build, release_notebooks
+from ..tools.schedule import SCHEDULE, load_schedule
 from ..weeks import ROOT, WEEKS
 from .gitops import checkout_branch, commit_and_push, git_env, replace_tree
 

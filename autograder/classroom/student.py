@@ -36,7 +36,7 @@ SCORE = re.compile(r"(?:not authoritative: )?(?P<score>\d+(?:\.\d+)?)/(?P<max>\d
 
 def open_weeks(schedule_path: Path, now: datetime) -> list[str]:
     """Ids of the weeks released by ``now`` that this repository has a module for."""
-    from ..schedule import load_schedule
+    from ..tools.schedule import load_schedule
     from ..weeks import ROOT, get_week, module_path
 
     released = load_schedule(schedule_path).released(now)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.drivers_w07 import TinyLM, clip_run, resume_run, seeded_draws, train_step_run
+from autograder.drivers.w07 import TinyLM, clip_run, resume_run, seeded_draws, train_step_run
 
 pytestmark = pytest.mark.w07
 
@@ -71,7 +71,7 @@ def test_param_groups_small_model(student):
 @pytest.mark.points(1)
 def test_adamw_first_step_moves_by_lr(submission):
     """Adam's first step moves every weight by ≈ lr against its gradient's sign (m̂/√v̂ = sign g)"""
-    from autograder.drivers_w07 import TinyMLP, adamw_trajectory
+    from autograder.drivers.w07 import TinyMLP, adamw_trajectory
 
     torch.manual_seed(0)
     init = TinyMLP().state_dict()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.drivers_w08 import apply_lora_report, make_linear, requires_grad_map
+from autograder.drivers.w08 import apply_lora_report, make_linear, requires_grad_map
 
 pytestmark = pytest.mark.w08
 
@@ -81,7 +81,7 @@ def test_count_parameters_small(student):
 @pytest.mark.points(2)
 def test_apply_lora_default_targets(submission):
     """apply_lora wraps q_proj and v_proj of both blocks; trainable = 4 layers × r·(8 + 8)"""
-    from autograder.drivers_w08 import TinyTransformer
+    from autograder.drivers.w08 import TinyTransformer
 
     torch.manual_seed(0)
     init = TinyTransformer().state_dict()

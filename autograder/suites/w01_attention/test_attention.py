@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers import attention_grads, library_ops
+from autograder.drivers.w01 import attention_grads, library_ops
 
 pytestmark = pytest.mark.w01
 

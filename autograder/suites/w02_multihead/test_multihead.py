@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import check, check_close, check_equal
-from autograder.drivers_w02 import attention_module_grads, outputs_in_modes
+from autograder.drivers.common import outputs_in_modes
+from autograder.drivers.w02 import attention_module_grads
 
 pytestmark = pytest.mark.w02
 

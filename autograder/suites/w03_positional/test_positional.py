@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import check, check_close, check_equal
-from autograder.drivers_w03 import trainable_parameters
+from autograder.drivers.w03 import trainable_parameters
 from autograder.isolation import SubmissionError
 
 pytestmark = pytest.mark.w03

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w04 import block_grads, outputs_train_eval
+from autograder.drivers.common import outputs_in_modes
+from autograder.drivers.w04 import block_grads
 from autograder.suites.w04_blocks import oracle
 
 pytestmark = pytest.mark.w04
@@ -323,7 +324,7 @@ def test_block_dropout_train_eval(submission, gen):
     blk = submission.module().TransformerBlock(D, H, dropout=0.5)
     sd = random_state(blk, gen)
     x = randn(gen, 2, 6, D)
-    train, evals = submission.run(outputs_train_eval, blk, x)
+    train, evals = submission.run(outputs_in_modes, blk, x)
     expected = oracle.block(sd, x, n_heads=H)
     check_close(
         evals[0],

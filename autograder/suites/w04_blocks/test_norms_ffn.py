@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from autograder.checks import check, check_close, check_equal
-from autograder.drivers_w04 import block_grads, outputs_train_eval
+from autograder.drivers.common import outputs_in_modes
+from autograder.drivers.w04 import block_grads
 from autograder.suites.w04_blocks import oracle
 
 pytestmark = pytest.mark.w04
@@ -250,7 +251,7 @@ def test_ffn_dropout_train_eval(submission, gen):
     ffn = submission.module().FeedForward(8, 32, dropout=0.5)
     sd = {f"ffn.{k}": v for k, v in random_state(ffn, gen).items()}
     x = randn(gen, 4, 6, 8)
-    train, evals = submission.run(outputs_train_eval, ffn, x)
+    train, evals = submission.run(outputs_in_modes, ffn, x)
     expected = oracle.ffn(x, sd, "ffn", "gelu")
     check_close(
         evals[0], expected, what="FeedForward(dropout=0.5) in eval mode", hint="nn.Dropout is off in eval()."

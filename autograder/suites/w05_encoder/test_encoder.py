@@ -16,12 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w05 import (
-    mask_tokens_leaves_input,
-    mlm_loss_grad,
-    parameter_layout,
-    train_masked_lm,
-)
+from autograder.drivers.common import parameter_layout
+from autograder.drivers.w05 import mask_tokens_leaves_input, mlm_loss_grad, train_masked_lm
 
 pytestmark = pytest.mark.w05
 

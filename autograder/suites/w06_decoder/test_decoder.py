@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w06 import meta_parameter_shapes, parameter_layout, table_model, train_gpt
+from autograder.drivers.common import parameter_layout
+from autograder.drivers.w06 import meta_parameter_shapes, table_model, train_gpt
 
 pytestmark = pytest.mark.w06
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch.optim.adamw import adamw
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w07 import (
+from autograder.drivers.common import one_thread
+from autograder.drivers.w07 import (
     GroupsModel,
     TinyLM,
     TinyMLP,
@@ -27,7 +28,6 @@ from autograder.drivers_w07 import (
     _train,
     adamw_trajectory,
     lm_loss,
-    one_thread,
     param_group_names,
     resume_run,
     seeded_draws,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.w07
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """The oracles' tiny models run on one thread too (see drivers_w07.one_thread)."""
+    """The oracles' tiny models run on one thread too (see drivers.common.one_thread)."""
     with one_thread():
         yield
 

@@ -15,14 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import check, check_close
-from autograder.drivers_w07 import clip_run, cross_entropy_grad, one_thread, schedule_values
+from autograder.drivers.common import one_thread
+from autograder.drivers.w07 import clip_run, cross_entropy_grad, schedule_values
 
 pytestmark = pytest.mark.w07
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """The oracles' tiny models run on one thread too (see drivers_w07.one_thread)."""
+    """The oracles' tiny models run on one thread too (see drivers.common.one_thread)."""
     with one_thread():
         yield
 

@@ -16,14 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w07 import one_thread
-from autograder.drivers_w08 import (
+from autograder.drivers.common import one_thread, outputs_in_modes
+from autograder.drivers.w08 import (
     TinyTransformer,
     apply_lora_report,
     count_report,
     lora_transfer,
     make_linear,
-    outputs_in_modes,
     requires_grad_map,
 )
 from autograder.weeks import ROOT
@@ -212,7 +211,7 @@ def test_dropout_only_on_lora_input(submission, gen):
     d, p = 6, 0.5
     layer, W, b = _layer(submission, gen, d, d, d, 3.0, dropout=p)
     x = randn(gen, 64, d)
-    train, _ = submission.run(outputs_in_modes, layer, x)
+    (train,), _ = submission.run(outputs_in_modes, layer, x, 1)
     check_close(
         train,
         F.linear(x, W, b),
@@ -224,7 +223,7 @@ def test_dropout_only_on_lora_input(submission, gen):
     A = torch.linalg.qr(randn(gen, d, d))[0]
     B = torch.linalg.qr(randn(gen, d, d))[0]
     _load(layer, W, b, A, B)
-    train, evaluated = submission.run(outputs_in_modes, layer, x)
+    (train,), (evaluated,) = submission.run(outputs_in_modes, layer, x, 1)
     s = 3.0 / d
     check_close(
         evaluated, _lora_out(x, W, b, A, B, s), what="LoRALinear(dropout=0.5) in eval mode", atol=1e-5,

@@ -26,7 +26,7 @@ CHUNK_PATTERN = r" ?\w+| ?[^\w\s]+|\s+(?!\S)|\s+"  # the split the BPE docstring
 # --------------------------------------------------------------------------- data
 def shakespeare() -> Path:
     """The verified tiny Shakespeare file, or a failure that says how to get it."""
-    from autograder.data import DatasetError, dataset_path
+    from autograder.tools.data import DatasetError, dataset_path
 
     try:
         return dataset_path("shakespeare")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import check, check_close, check_equal
-from autograder.drivers_w09 import model_facts
+from autograder.drivers.w09 import model_facts
 from autograder.suites.w09_capstone import oracle
 from autograder.suites.w09_capstone.common import expected_shapes, model_config, new_model, random_state
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autograder.checks import check, check_close, check_equal
-from autograder.drivers_w09 import perplexity_of, sample
+from autograder.drivers.w09 import perplexity_of, sample
 from autograder.suites.w09_capstone import oracle
 from autograder.suites.w09_capstone.common import model_config, new_model, random_state
 

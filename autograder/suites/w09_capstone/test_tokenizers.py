@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from autograder.checks import GradingFailure, check, check_equal
-from autograder.drivers_w09 import save_and_reload
+from autograder.drivers.w09 import save_and_reload
 from autograder.isolation import SubmissionError
 from autograder.suites.w09_capstone import oracle
 from autograder.suites.w09_capstone.common import random_text, unicode_strings

@@ -4,7 +4,7 @@ exact resume, and the run directory.
 `train_step` is replayed here with the functional oracle, `torch.optim.AdamW` and
 `torch.nn.utils.clip_grad_norm_`; the trained model's validation loss is computed here from
 the logits it returns. Runs write only relative paths inside the submission process's own
-directory; the files a test inspects come back as bytes (`autograder.drivers_w09.read_files`)
+directory; the files a test inspects come back as bytes (`autograder.drivers.w09.read_files`)
 and are parsed here (checkpoints with ``weights_only=True``), never opened by path.
 """
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import GradingFailure, check, check_close, check_equal
-from autograder.drivers_w09 import (
+from autograder.drivers.w09 import (
     RUN_FILES,
     evaluate,
     resume_runs,

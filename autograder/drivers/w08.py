@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .drivers_w07 import single_threaded
+from .common import Adam, single_threaded
 
 
 def make_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
@@ -30,16 +30,6 @@ def requires_grad_map(model: nn.Module) -> dict[str, bool]:
     return {name: p.requires_grad for name, p in model.named_parameters()}
 
 
-def outputs_in_modes(layer: nn.Module, x: torch.Tensor):
-    """(train-mode output, eval-mode output), no grad."""
-    with torch.no_grad():
-        layer.train()
-        train = layer(x)
-        layer.eval()
-        return train, layer(x)
-
-
-# --------------------------------------------------------------------------- models to wrap
 class Attention(nn.Module):
     """Projections named as in week 2 and in Hugging Face models; the maths is irrelevant here."""
 
@@ -143,33 +133,8 @@ class Classifier(nn.Module):
         return self.head(F.gelu(self.fc2(F.gelu(self.fc1(x)))))
 
 
-class PlainAdam:
-    """Adam (no decay) over the parameters that receive gradients; not a torch.optim
-    class on purpose (constructing one imports torch._dynamo, seconds per process)."""
-
-    def __init__(self, params, lr: float):
-        self.params, self.lr, self.t = list(params), lr, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue  # frozen: no gradient, no update
-            m.mul_(0.9).add_(p.grad, alpha=0.1)
-            v.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
-            m_hat, v_hat = m / (1 - 0.9**self.t), v / (1 - 0.999**self.t)
-            p.sub_(self.lr * m_hat / (v_hat.sqrt() + 1e-8))
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-
 def _train(model, x, y, steps: int, lr: float, batch: int = 64) -> None:
-    opt = PlainAdam(model.parameters(), lr=lr)
+    opt = Adam(model.parameters(), lr=lr)
     model.train()
     for idx in torch.randint(0, x.size(0), (steps, batch)):
         loss = F.cross_entropy(model(x[idx]), y[idx])

@@ -30,10 +30,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from ..weeks import ROOT, WEEKS, Week, get_week, module_path
 from .schedule import SCHEDULE, load_schedule, parse_time
 from .sync import MarkerError, find_regions, plan
-from .weeks import ROOT, WEEKS, Week, get_week, module_path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STUDENT_TEMPLATE = TEMPLATES / "student"

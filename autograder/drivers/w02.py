@@ -15,13 +15,3 @@ def attention_module_grads(module, x: torch.Tensor, context: torch.Tensor | None
     (out * upstream).sum().backward()
     params = {name: p.grad for name, p in module.named_parameters()}
     return x.grad, None if context is None else context.grad, params
-
-
-def outputs_in_modes(module, x: torch.Tensor, repeats: int = 2):
-    """Outputs of ``repeats`` calls in train mode, then ``repeats`` calls in eval mode, no grad."""
-    with torch.no_grad():
-        module.train()
-        train = [module(x) for _ in range(repeats)]
-        module.eval()
-        evals = [module(x) for _ in range(repeats)]
-    return train, evals

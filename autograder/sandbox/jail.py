@@ -42,7 +42,14 @@ REPORT_LIMIT = 64 << 20
 def command(work: Path) -> list[str]:
     """The command that starts the jail on the work folder ``work`` (as root)."""
     flags = ["--pid", "--fork", "--mount-proc", "--mount", "--net", "--ipc", "--uts", "--kill-child"]
-    return ["unshare", *flags, "--", sys.executable, "-I", str(work / "engine" / "autograder" / "jail.py")]
+    return [
+        "unshare",
+        *flags,
+        "--",
+        sys.executable,
+        "-I",
+        str(work / "engine" / "autograder" / "sandbox" / "jail.py"),
+    ]
 
 
 def available() -> str | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .weeks import ROOT, WEEKS, get_week
+from ..weeks import ROOT, WEEKS, get_week
 
 SCHEDULE = ROOT / "course" / "schedule.toml"
 EXTENSIONS = ROOT / "course" / "extensions.toml"

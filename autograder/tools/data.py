@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .weeks import ROOT
+from ..weeks import ROOT
 
 MANIFEST = ROOT / "datasets" / "manifest.toml"
 ENV_FROM = "COURSE_DATA_FROM"

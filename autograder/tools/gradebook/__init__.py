@@ -1,10 +1,10 @@
 """`course gradebook`: the class at a glance, from the grader's reports (and nbgrader's database).
 
-Input: report files or folders of them (`autograder.gradebook.reports`: what the classroom grader
+Input: report files or folders of them (`autograder.tools.gradebook.reports`: what the classroom grader
 keeps, ``<student>/<commit>.json``, or bare `course grade --json` reports); optionally nbgrader's
 database, the schedule, an extensions file, a weights file and an LMS roster.
 
-The late rule and the final grade (`autograder.gradebook.book`; the settings are in
+The late rule and the final grade (`autograder.tools.gradebook.book`; the settings are in
 ``course/schedule.toml``):
 
 * ``[course] late_penalty_per_day = 0.1`` and ``late_penalty_max = 0.3``: work handed in ``h``
@@ -36,7 +36,7 @@ Output, in ``--out``:
 * ``gradebook_details.csv``: one row per student per week or notebook: status, raw, max_score,
   on_time, deadline, extension_hours, handed_in, hours_late, penalty, score, weight, commit,
   needs_grading.
-* ``canvas.csv`` and ``moodle.csv``: for the LMS's grade import (`autograder.gradebook.exports`
+* ``canvas.csv`` and ``moodle.csv``: for the LMS's grade import (`autograder.tools.gradebook.exports`
   gives the formats); ``--lms-roster FILE`` (CSV: ``student,name,lms_id,sis_id,login,email,
   section``) fills in the identifiers the LMS matches students by.
 * ``test_failures.csv``: per test, how many students' latest reports failed it.

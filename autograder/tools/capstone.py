@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ..weeks import ROOT
 from .data import DatasetError, dataset_path
 from .sync import is_course_repository
-from .weeks import ROOT
 
 IMPLS = ("solutions", "exercises")
 
@@ -95,9 +95,9 @@ def sample_main(argv: list[str]) -> int:
     return _run("sample", argv, lambda impl, rest: _package(impl, "sample").main(rest))
 
 
-def main(argv: list[str]) -> int:  # `python -m autograder.capstone train|sample …`
+def main(argv: list[str]) -> int:  # `python -m autograder.tools.capstone train|sample …`
     if not argv or argv[0] not in ("train", "sample"):
-        print("usage: python -m autograder.capstone train|sample [flags]", file=sys.stderr)
+        print("usage: python -m autograder.tools.capstone train|sample [flags]", file=sys.stderr)
         return 2
     return (train_main if argv[0] == "train" else sample_main)(argv[1:])
 

@@ -8,8 +8,6 @@ recompute whatever they can on the trusted side.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import random
 import shutil
@@ -21,29 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Run tiny models on one thread: on a busy 2-core machine, intra-op threads fighting
-    over the cores made a 200-step run 40× slower (measured). Restores the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from .common import single_threaded
 
 
-def single_threaded(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with one_thread():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-# --------------------------------------------------------------------------- tiny models
 class TinyLM(nn.Module):
     """Embedding -> Linear + GELU -> LayerNorm -> Linear head: logits (B, T, V) for ids (B, T)."""
 

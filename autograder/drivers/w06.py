@@ -7,17 +7,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .drivers_w05 import Adam  # torch.optim's first use costs seconds per process
-
-
-def parameter_layout(model):
-    """(name, shape, storage id) of every parameter, shared ones listed under each of their names."""
-    return [
-        (name, tuple(p.shape), p.data_ptr()) for name, p in model.named_parameters(remove_duplicate=False)
-    ]
+from .common import fit
 
 
 @contextmanager
@@ -59,21 +51,9 @@ def train_gpt(
     """Trains ``GPT(GPTConfig(**config_kwargs))`` with Adam on (idx, targets), in order, one step
     per batch, with the cross-entropy of the logits it returns (computed here, so this measures
     the architecture, not the submission's loss code). Returns the model in eval mode."""
-    # One thread: a model this small gains nothing from two, and loses a lot when cores are shared.
-    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = module.GPT(module.GPTConfig(**config_kwargs))
-    opt = Adam(model.parameters(), lr=lr)
-    model.train()
-    for start in range(0, idx.size(0) - batch_size + 1, batch_size):
-        x, y = idx[start : start + batch_size], targets[start : start + batch_size]
-        logits, _ = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model
+    return fit(model, idx, targets, batch_size=batch_size, lr=lr, logits_of=lambda m, x: m(x)[0])
 
 
 class _Config:

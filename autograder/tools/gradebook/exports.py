@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .. import messages
+from ... import messages
 from .book import TITLES, ClassBook, Item, Person, StudentBook
 
 ROSTER_COLUMNS = ("student", "name", "lms_id", "sis_id", "login", "email", "section")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from datetime import datetime
 
-from .. import messages
+from ... import messages
 from .book import TITLES, ClassBook, Item, StudentBook
 from .exports import number
 from .pages import esc, page, page_name, rule_html, table, when

@@ -28,7 +28,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from .weeks import ROOT, WEEKS
+from ..weeks import ROOT, WEEKS
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MANIFEST = Path("exercises") / ".stubs.sha256"  # relative to the repository root

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .. import messages
-from ..weeks import WEEKS
+from ... import messages
+from ...weeks import WEEKS
 from .book import ClassBook
 
 

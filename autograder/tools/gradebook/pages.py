@@ -16,7 +16,7 @@ import html
 import re
 from datetime import UTC, datetime
 
-from .. import messages
+from ... import messages
 from .book import ClassBook
 from .exports import number
 

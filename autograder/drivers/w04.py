@@ -25,14 +25,3 @@ def block_grads(block, x: torch.Tensor, upstream: torch.Tensor, memory: torch.Te
     if memory is not None:
         return x.grad, grads, memory.grad
     return x.grad, grads
-
-
-def outputs_train_eval(module, x: torch.Tensor, n_train: int = 2):
-    """Outputs of ``module(x)``: ``n_train`` calls in training mode, then two in eval mode
-    (under no_grad), leaving the module in eval mode."""
-    module.train()
-    with torch.no_grad():
-        train = [module(x) for _ in range(n_train)]
-        module.eval()
-        evals = [module(x) for _ in range(2)]
-    return train, evals

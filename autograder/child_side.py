@@ -7,7 +7,7 @@ engine's own `wire`, `messages` and `landlock` modules are imported from there.
 
 Two ways in:
 
-* ``python -I _host.py FD ROOT``: a *zygote*. It imports torch once, then waits on the
+* ``python -I child_side.py FD ROOT``: a *zygote*. It imports torch once, then waits on the
   control socket FD. Each request hands it a fresh socket; it forks a child that enters the
   sandbox (`_enter_sandbox`), loads the submission, serves calls on that socket, and dies with
   the test. Forking from a process that already imported torch is what makes a child start in
@@ -17,7 +17,7 @@ Two ways in:
 
 What crosses back to the grader is *data only*: tensors, numbers, strings and
 lists/tuples/dicts of them, serialised with ``torch.save`` and read by the grader with
-`autograder.wire.decode_reply` (``torch.load(weights_only=True)`` within bounds), which never
+`autograder.sandbox.wire.decode_reply` (``torch.load(weights_only=True)`` within bounds), which never
 unpickles code. Anything else (a module, a function, an optimizer) stays here and is named by
 a reference id.
 """
@@ -46,7 +46,7 @@ import types  # noqa: E402
 import torch  # noqa: E402
 
 from autograder.messages import MAX_MESSAGE, cut  # noqa: E402
-from autograder.wire import dump_data, recv_frame, send_frame  # noqa: E402
+from autograder.sandbox.wire import dump_data, recv_frame, send_frame  # noqa: E402
 
 REF_KEY = "__remote_ref__"
 NDARRAY_KEY = "__ndarray__"
@@ -168,7 +168,7 @@ def describe_exception(exc: BaseException) -> dict:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop this file's own frames: the student sees their code, not the grader's plumbing.
     frames = [
-        f for f in frames if os.path.basename(f.filename) != "_host.py" and "importlib" not in f.filename
+        f for f in frames if os.path.basename(f.filename) != "child_side.py" and "importlib" not in f.filename
     ]
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))
@@ -272,7 +272,7 @@ def _enter_sandbox(spec: dict) -> None:
         }
     )
     tempfile.tempdir = workdir
-    from autograder import landlock
+    from autograder.sandbox import landlock
 
     if os.geteuid() == 0:  # anyone else holds no capabilities to drop
         landlock.drop_capabilities()

@@ -3,7 +3,7 @@ rule, every graded commit, the latest report test by test with its messages, gra
 
 from __future__ import annotations
 
-from .. import messages
+from ... import messages
 from .book import TITLES, ClassBook, Item, StudentBook
 from .class_page import badges
 from .exports import number

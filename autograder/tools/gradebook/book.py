@@ -1,7 +1,7 @@
 """The class book: every student's weeks and notebooks after the late rule, their final grade and
 their flags (what needs a look is in `look`, the failure rates in `failures`).
 
-The late rule is the schedule's (`autograder.schedule`); here it is applied. For a coded week:
+The late rule is the schedule's (`autograder.tools.schedule`); here it is applied. For a coded week:
 
 * ``raw``: the week's score in the latest report that graded it;
 * ``handed_in``: when that work was handed in: the push of the first report in the latest run of
@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ...weeks import WEEKS
 from ..schedule import Schedule, Weights
-from ..weeks import WEEKS
 from .notebooks import Submitted
 from .reports import Graded
 
