@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .options import add_arguments
 from .weeks import ROOT, get_week, module_path
 
 
@@ -54,27 +55,25 @@ def _missing_submission(command: str, submission: Path) -> str | None:
     )
 
 
-def cmd_test(args: argparse.Namespace) -> int:
-    from .grade import default_submission, resolve_weeks, run_pytest
+def _options(args: argparse.Namespace, for_grading: bool):
+    from .options import RunOptions, default_submission
 
-    submission = Path(args.submission) if args.submission else default_submission(for_grading=False)
-    problem = _missing_submission("course test", submission)
+    return RunOptions.resolve(vars(args), default_submission(for_grading))
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .grade import resolve_weeks, run_pytest
+
+    options = _options(args, for_grading=False)
+    problem = _missing_submission("course test", options.submission)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    weeks = _week_list(args.weeks) or resolve_weeks(None, submission)
+    weeks = _week_list(args.weeks) or resolve_weeks(None, options.submission)
     extra = ["--tb=short", "-p", "no:warnings", "-q"]
     with reaping_orphans():
-        code, _ = run_pytest(
-            submission,
-            weeks,
-            seed=args.seed,
-            isolation=args.isolation,
-            public_only=args.public,
-            quiet=False,
-            extra=extra,
-        )
-    return code
+        code, _ = run_pytest(options, weeks, public_only=args.public, quiet=False, extra=extra)
+    return int(code)
 
 
 def _unwritable(path: Path) -> str | None:
@@ -107,12 +106,21 @@ def _submission_origin(args: argparse.Namespace, submission: Path) -> str:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    import pytest
+
     from . import report as render
     from .console import Progress, grade_summary, use_colour
-    from .grade import build_report, default_submission, resolve_weeks, run_pytest
+    from .grade import build_report, resolve_weeks, run_pytest
     from .messages import terminal
 
-    submission = Path(args.submission) if args.submission else default_submission(for_grading=True)
+    if args.seed_file:
+        try:
+            args.seed = int(Path(args.seed_file).read_text().strip())
+        except (OSError, ValueError) as exc:
+            print(f"course grade: cannot read a seed from {args.seed_file}: {exc}", file=sys.stderr)
+            return 2
+    options = _options(args, for_grading=True)
+    submission = options.submission
     problem = _missing_submission("course grade", submission)
     if problem:
         print(problem, file=sys.stderr)
@@ -125,20 +133,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
             print(f"course grade: --{option} {value} {why}; nothing was graded", file=sys.stderr)
             return 2
     weeks = resolve_weeks([w.id for w in _week_list(args.weeks)] if args.weeks else None, submission)
-    if args.seed_file:
-        try:
-            args.seed = int(Path(args.seed_file).read_text().strip())
-        except (OSError, ValueError) as exc:
-            print(f"course grade: cannot read a seed from {args.seed_file}: {exc}", file=sys.stderr)
-            return 2
-    extra = [f"--test-limit={args.test_limit}"] if args.test_limit else []
-    if args.sandbox_user:
-        extra.append(f"--sandbox-user={args.sandbox_user}")
-    if args.memory_limit:
-        extra.append(f"--memory-limit={args.memory_limit}")
-    if args.only:
-        extra += ["-k", args.only]
-    extra += list(args.engine_options or [])
     shown = _shown(submission)
     print(
         f"course grade: grading {shown} ({_submission_origin(args, submission)}), "
@@ -150,18 +144,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     # below say it for a person; it is shown only when grading could not run.
     pytest_output = io.StringIO()
     with reaping_orphans(), contextlib.redirect_stdout(pytest_output):
-        code, state = run_pytest(
-            submission.resolve(),
-            weeks,
-            seed=args.seed,
-            isolation=args.isolation,
-            extra=extra,
-            progress=Progress(sys.stderr),
-        )
-    if state is None or code not in (0, 1, 5):  # 2: interrupted or a collection error; 3, 4: pytest's
+        code, state = run_pytest(options, weeks, only=args.only, progress=Progress(sys.stderr))
+    ok = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if state is None or code not in ok:  # interrupted, a collection error, pytest's own trouble
         sys.stderr.write(terminal(pytest_output.getvalue(), keep="tail"))
-    if state is None or code in (3, 4):
-        print(f"course grade: grading could not run (pytest exit code {code})", file=sys.stderr)
+    if state is None or code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        print(f"course grade: grading could not run (pytest: {code!r})", file=sys.stderr)
         return 2
     report = build_report(state, weeks, submission)
     # Reports are written only now, after every submission process has been killed.
@@ -361,23 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     weeks_help = "weeks as 1, w01 or attention (default: every week present)"
-    seed_help = (
-        "the seed the tests draw their inputs from (default: a random one, printed with the results); "
-        "the same seed and code always give the same results"
-    )
 
     p = sub.add_parser("test", help="local feedback: run a week's tests against exercises/ (or --submission)")
     p.add_argument("weeks", nargs="*", help=weeks_help)
-    p.add_argument("--submission", help="directory with your wNN_*.py modules (default: exercises/)")
     p.add_argument("--public", action="store_true", help="public tests only")
-    p.add_argument("--seed", type=int, help=seed_help)
-    p.add_argument(
-        "--isolation",
-        choices=("process", "none"),
-        default="process",
-        help="process (default): your code runs in a process of its own, as on the grader, so a crash "
-        "or an endless loop fails one test; none: inside pytest, e.g. to step through it with a debugger",
-    )
+    add_arguments(p, ("submission", "seed", "isolation"))
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser(
@@ -390,36 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         "printed names the folder graded. The summary is a table (coloured on a terminal unless "
         "NO_COLOR is set); --markdown, --json, --junit and --classroom write the reports.",
     )
-    p.add_argument(
-        "--submission",
-        help="folder with the wNN_*.py modules (default: exercises/ in a student repository, "
-        "solutions/ in the course's own repository)",
-    )
     p.add_argument("--weeks", nargs="+", help=weeks_help)
-    p.add_argument(
-        "--seed",
-        type=int,
-        help="the grading seed the tests draw their inputs from (default: random; recorded in the report, "
-        "so the same seed regrades identically)",
-    )
+    add_arguments(p)  # submission, seed, isolation, limits, sandbox user (autograder/options.py)
     p.add_argument(
         "--seed-file", help="read the grading seed from this file (keeps a secret seed out of command lines)"
     )
-    p.add_argument(
-        "--isolation",
-        choices=("process", "none"),
-        default="process",
-        help="process (default, authoritative): submission code runs in sandboxed child processes; "
-        "none: inside the grader's own process, for debugging only (not a grade anyone should trust)",
-    )
-    p.add_argument("--test-limit", type=float, help="seconds each test may spend in submission code")
-    p.add_argument("--sandbox-user", help="run submission processes as this unprivileged user (needs root)")
-    p.add_argument(
-        "--memory-limit", type=int, metavar="MIB", help="memory of each test's submission processes together"
-    )
-    # Options for the engine's own pytest plugin, passed by the engine itself (the jail, the
-    # project's tests); not for everyday use.
-    p.add_argument("--engine-option", dest="engine_options", action="append", help=argparse.SUPPRESS)
     p.add_argument("--only", metavar="EXPR", help="grade only the tests whose names match (pytest -k EXPR)")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--markdown", help="write the Markdown report here (e.g. $GITHUB_STEP_SUMMARY)")

@@ -8,7 +8,6 @@ imported in this process: its code runs in the children of `autograder.isolation
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from . import __version__
+from .options import RunOptions, carry
 from .plugin import STATE, State
 from .weeks import ROOT, WEEKS, Week, get_week
 
@@ -85,40 +85,30 @@ class _WeekProgress:
 
 
 def run_pytest(
-    submission: Path,
+    options: RunOptions,
     weeks: list[Week],
     *,
-    seed: int | None,
-    isolation: str,
     public_only: bool = False,
+    only: str | None = None,
     quiet: bool = True,
     extra: list[str] | None = None,
     progress=None,
-) -> tuple[int, State | None]:
-    """Runs the weeks' tests on ``submission``; returns pytest's exit code and the plugin's
-    state (None when nothing ran). ``progress``: an `autograder.console.Progress` to tell."""
+) -> tuple[pytest.ExitCode | int, State | None]:
+    """Runs the weeks' tests on ``options.submission``; returns pytest's exit code and the
+    plugin's state (None when nothing ran). ``only``: a pytest ``-k`` expression; ``progress``:
+    an `autograder.console.Progress` to tell. The options reach the plugin as an object."""
     paths = test_paths(weeks, public_only)
     if not paths:
-        return 5, None
-    args = [
-        *paths,
-        f"--submission={submission}",
-        f"--isolation={isolation}",
-        f"--rootdir={ROOT}",
-        "-c",
-        str(ROOT / "pyproject.toml"),
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        " or ".join(w.id for w in weeks),
-    ]
-    if seed is not None:
-        args.append(f"--seed={seed}")
+        return pytest.ExitCode.NO_TESTS_COLLECTED, None
+    args = [*paths, f"--rootdir={ROOT}", "-c", str(ROOT / "pyproject.toml"), "-p", "no:cacheprovider"]
+    args += ["-m", " or ".join(w.id for w in weeks)]
+    if only:
+        args += ["-k", only]
     if quiet:
         args += ["-q", "--assert=plain", "-p", "no:warnings", "--no-header", "-rN", "--tb=no"]
     args += extra or []
     collector = _Collector()
-    plugins: list = [collector]
+    plugins: list = [collector, carry(options)]
     if progress is not None:
         plugins.append(_WeekProgress(progress))
     try:
@@ -126,7 +116,7 @@ def run_pytest(
     finally:
         if progress is not None:
             progress.close()
-    return int(code), collector.state
+    return code, collector.state
 
 
 def build_report(state: State, weeks: list[Week], submission: Path) -> dict:
@@ -169,22 +159,3 @@ def resolve_weeks(keys: list[str] | None, submission: Path) -> list[Week]:
         w for w in WEEKS if (submission / f"{w.module}.py").exists() or (submission / w.module).is_dir()
     ]
     return present or list(WEEKS)
-
-
-def default_submission(for_grading: bool, root: Path = ROOT) -> Path:
-    """The folder graded or tested when no ``--submission`` is given.
-
-    ``$COURSE_SUBMISSION`` where set. Otherwise `course grade` grades the reference,
-    solutions/, only in the course's own repository: the one holding the hidden suites
-    (autograder/suites/, see `sync.is_course_repository`). Everywhere else, a student
-    repository above all, it is exercises/, even with solutions/ checked out from the
-    `solutions` branch: the reference must never stand in for a student's own work.
-    `course test` always works on exercises/."""
-    from .tools.sync import is_course_repository
-
-    env = os.environ.get("COURSE_SUBMISSION")
-    if env:
-        return Path(env)
-    if for_grading and is_course_repository(root) and (root / "solutions").is_dir():
-        return root / "solutions"
-    return root / "exercises"

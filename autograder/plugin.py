@@ -13,9 +13,6 @@ with the package installed. Fixtures for tests:
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -35,7 +32,8 @@ from .isolation import (
     Spawner,
     SubmissionError,
 )
-from .weeks import ROOT, WEEKS, reference_modules
+from .options import OPTIONS, Carrier, RunOptions, add_pytest_options, default_submission
+from .weeks import WEEKS, reference_modules
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
@@ -56,19 +54,31 @@ class Result:
 
 @dataclass
 class State:
-    submission_dir: Path
-    seed: int
-    isolation: str
+    options: RunOptions
     spawner: Spawner | None = None
     week_spent: dict[str, float] = field(default_factory=dict)
     import_failures: dict[str, SubmissionError] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
     grader_errors: list[str] = field(default_factory=list)
-    sandbox_user: str | None = None
-    limits: Limits = field(default_factory=Limits)
-    landlock: bool = True
-    namespaces: list[str] = field(default_factory=list)  # set up around this run by the jail
     sandbox: dict = field(default_factory=dict)  # what the report's `sandbox` block says
+
+    # What the rest of the engine reads off a run.
+    @property
+    def submission_dir(self) -> Path:
+        return self.options.submission
+
+    @property
+    def seed(self) -> int:
+        return self.options.seed
+
+    @property
+    def isolation(self) -> str:
+        return self.options.isolation
+
+    @property
+    def limits(self) -> Limits:
+        mib = self.options.memory_limit
+        return Limits(memory_bytes=mib << 20) if mib else Limits()
 
     def describe_sandbox(self) -> dict:
         """The report's ``sandbox`` block: what protected this run, in figures."""
@@ -78,9 +88,10 @@ class State:
             info = {"isolation": "process", **self.spawner.describe()}
         else:
             info = {"isolation": "process", **self.sandbox}
-        info["namespaces"] = list(self.namespaces)
-        info["network"] = "net" not in self.namespaces
-        info["authoritative"] = bool(info.get("user") and {"pid", "mount", "net"} <= set(self.namespaces))
+        namespaces = list(self.options.namespaces)
+        info["namespaces"] = namespaces
+        info["network"] = "net" not in namespaces
+        info["authoritative"] = bool(info.get("user") and {"pid", "mount", "net"} <= set(namespaces))
         return info
 
 
@@ -89,40 +100,7 @@ STATE = pytest.StashKey[State]()
 
 # --------------------------------------------------------------------------- options & markers
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("course", "Transformer Deep Dive grading")
-    group.addoption(
-        "--submission",
-        default=os.environ.get("COURSE_SUBMISSION"),
-        help="directory holding the submission's wNN_*.py modules (default: exercises/)",
-    )
-    group.addoption("--seed", type=int, default=None, help="grading seed (default: random, printed)")
-    group.addoption(
-        "--sandbox-user",
-        default=os.environ.get("COURSE_SANDBOX_USER"),
-        help="run submission processes as this unprivileged user (needs root)",
-    )
-    group.addoption(
-        "--test-limit",
-        type=float,
-        default=None,
-        help="wall-clock seconds each test may spend in submission code (default: the week's)",
-    )
-    group.addoption(
-        "--isolation",
-        choices=("process", "none"),
-        default=os.environ.get("COURSE_ISOLATION", "process"),
-        help="run submission code in child processes (default) or in-process (debugging only)",
-    )
-    group.addoption(
-        "--memory-limit",
-        type=int,
-        default=None,
-        help="MiB of memory each test's submission processes may use together (default: 4096)",
-    )
-    # Set by the engine itself, not by hand: the namespaces the jail made around this run, and
-    # a switch for the project's own tests of what happens on kernels without Landlock.
-    group.addoption("--namespaces", default="", help=argparse.SUPPRESS)
-    group.addoption("--no-landlock", action="store_true", help=argparse.SUPPRESS)
+    add_pytest_options(parser.getgroup("course", "Transformer Deep Dive grading"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -130,18 +108,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{week.id}: {week.title} (week {week.number})")
     config.addinivalue_line("markers", "points(n): the points a test is worth in the rubric")
     config.addinivalue_line("markers", "limit(seconds): wall-clock limit of the test's submission calls")
-    submission = config.getoption("--submission") or str(ROOT / "exercises")
-    seed = config.getoption("--seed")
-    if seed is None:
-        seed = int(os.environ.get("COURSE_SEED", random.SystemRandom().randrange(2**31)))
-    config.stash[STATE] = state = State(Path(submission).resolve(), seed, config.getoption("--isolation"))
-    state.sandbox_user = config.getoption("--sandbox-user")
-    state.landlock = not config.getoption("--no-landlock")
-    state.namespaces = [n for n in config.getoption("--namespaces").split(",") if n]
-    if config.getoption("--memory-limit"):
-        state.limits = Limits(memory_bytes=config.getoption("--memory-limit") << 20)
-    if state.isolation == "process" and config.getoption("--submission"):
-        _start_spawner(state)  # an explicit submission means grading: start now, overlapping collection
+    carried = [p for p in config.pluginmanager.get_plugins() if isinstance(p, Carrier)]
+    if carried:  # `course grade` / `course test`: resolved already
+        options = carried[0].options
+    else:  # pytest run directly
+        given = {o.dest: config.getoption(o.dest) for o in OPTIONS}
+        options = RunOptions.resolve(given, default_submission(for_grading=False))
+    config.stash[STATE] = state = State(options)
+    if options.isolation == "process" and (carried or config.getoption("submission")):
+        _start_spawner(state)  # grading a given submission: start now, overlapping collection
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
@@ -162,8 +137,9 @@ def _start_spawner(state: State) -> None:
     """Submission processes for this run; a failure here is the grader's, recorded as such
     (every test that needs a submission process then errors with that message)."""
     try:
-        user = SandboxUser.lookup(state.sandbox_user) if state.sandbox_user else None
-        state.spawner = Spawner(user, state.limits, landlock=state.landlock)
+        name = state.options.sandbox_user
+        user = SandboxUser.lookup(name) if name else None
+        state.spawner = Spawner(user, state.limits, landlock=state.options.landlock)
     except (GraderError, OSError) as exc:
         state.grader_errors.append(f"could not start the submission processes: {exc}")
 
@@ -230,8 +206,8 @@ def submission(request: pytest.FixtureRequest):
         raise pytest.UsageError(f"{request.node.nodeid}: a test using `submission` needs a week marker")
     marker = request.node.get_closest_marker("limit")
     test_limit = float(marker.args[0]) if marker else week.test_limit_s
-    if request.config.getoption("--test-limit"):
-        test_limit = min(test_limit, request.config.getoption("--test-limit"))
+    if state.options.test_limit:
+        test_limit = min(test_limit, state.options.test_limit)
     remaining = week.limit_s - state.week_spent.get(week.id, 0.0)
     reference = reference_modules(week)
     if state.isolation == "none":

@@ -77,7 +77,7 @@ def test_gradebook_missing_schedule_is_an_error(tmp_path):
 
 # --------------------------------------------------------------------------- the submission graded
 def test_default_submission_is_the_reference_only_in_the_course_repository(tmp_path, monkeypatch):
-    from autograder.grade import default_submission
+    from autograder.options import RunOptions, default_submission
 
     monkeypatch.delenv("COURSE_SUBMISSION", raising=False)
     for name in ("exercises", "solutions"):
@@ -87,8 +87,9 @@ def test_default_submission_is_the_reference_only_in_the_course_repository(tmp_p
     (tmp_path / "autograder" / "suites").mkdir(parents=True)  # the course's own repository
     assert default_submission(for_grading=True, root=tmp_path) == tmp_path / "solutions"
     assert default_submission(for_grading=False, root=tmp_path) == tmp_path / "exercises"
-    monkeypatch.setenv("COURSE_SUBMISSION", "elsewhere")
-    assert default_submission(for_grading=True, root=tmp_path) == Path("elsewhere")
+    monkeypatch.setenv("COURSE_SUBMISSION", str(tmp_path / "elsewhere"))  # the variable comes first
+    options = RunOptions.resolve({}, default_submission(for_grading=True, root=tmp_path))
+    assert options.submission == tmp_path / "elsewhere"
 
 
 def test_grade_in_a_student_repository_grades_exercises(tmp_path):

@@ -237,7 +237,7 @@ def test_a_killed_or_stopped_zygote_costs_the_student_nothing(engine, tmp_path, 
     sub = hostile(tmp_path, ZYGOTE.replace("SIGNAL", signal_name))
     extra = ["--only", "softmax_matches_torch or causal_mask", "--test-limit", "20"]
     if not landlock_on:
-        extra.append("--engine-option=--no-landlock")
+        extra.append("--no-landlock")
     code, report, _ = run_grade(engine, sub, tmp_path, *extra)
     assert code == 0 and report["complete"], report.get("grader_errors")
     results = results_by_function(report, "w01")

@@ -241,9 +241,9 @@ def main() -> int:
         argv += ["--seed", str(settings["seed"])]
     if settings.get("memory_mib"):
         argv += ["--memory-limit", str(settings["memory_mib"])]
-    argv.append(f"--engine-option=--namespaces={','.join(NAMESPACES)}")
+    argv.append(f"--namespaces={','.join(NAMESPACES)}")
     if settings.get("landlock") is False:
-        argv.append("--engine-option=--no-landlock")
+        argv.append("--no-landlock")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -35,7 +35,7 @@ from ..weeks import ROOT, WEEKS, Week, get_week, module_path
 from .schedule import SCHEDULE, load_schedule, parse_time
 from .sync import MarkerError, find_regions, plan
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"  # autograder/templates/
 STUDENT_TEMPLATE = TEMPLATES / "student"
 # nbgrader's working folders inside course/ and other things that are not teaching material.
 NBGRADER_DIRS = {"release", "submitted", "autograded", "feedback", "source"}
