@@ -3,11 +3,10 @@
     course sample --checkpoint runs/<id> --prompt "To be or not" --temperature 0.8 --top-k 40 --seed 1
     course sample --checkpoint runs/<id> --gallery --attention --perplexity
 
-Sampling conventions (course/CONVENTIONS.md): temperature 0 is greedy (argmax); top-k keeps
-every token whose logit ties the k-th largest; top-p keeps the smallest set of most likely
-tokens whose probabilities sum to at least p (always at least one). Filters apply to the
-logits after the temperature. A ``torch.Generator`` makes sampling reproducible: the same
-seed gives the same text.
+Sampling is week 6's (`generate`, `top_k_filter`, `top_p_filter`; conventions in
+course/CONVENTIONS.md): temperature 0 is greedy, top-k keeps ties with the k-th, top-p keeps the
+smallest set reaching p. A ``torch.Generator`` makes sampling reproducible: the same seed gives
+the same text.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..w06_decoder import generate as _generate
+from ..w06_decoder import top_k_filter, top_p_filter  # noqa: F401 - part of this package's API
 from .data import load_text, train_val_split
 from .model import GPTConfig, MiniGPT
 from .tokenizers import load_tokenizer
@@ -31,19 +32,8 @@ FLOORS = {"uniform": 4.1744, "unigram": 3.3473, "bigram": 2.4819, "trigram": 2.0
 
 
 # --------------------------------------------------------------------------- the student's part
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """logits (..., V) -> a copy with every entry below the k-th largest set to -inf
-    (entries tied with the k-th largest are kept)."""
-    raise NotImplementedError("w09: implement top_k_filter; see course/w09_capstone/notes.md")
-
-
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """logits (..., V) -> a copy keeping the smallest set of most probable tokens whose
-    probabilities sum to at least ``p`` (nucleus sampling); the rest become -inf."""
-    raise NotImplementedError("w09: implement top_p_filter; see course/w09_capstone/notes.md")
-
-
-@torch.no_grad()
+# One sampler in the course: week 6's filters and `generate` (as the training loop reuses week 7's
+# helpers). MiniGPT keeps no KV cache, so each step recomputes the cropped window.
 def generate(
     model: MiniGPT,
     idx: torch.Tensor,
@@ -54,14 +44,18 @@ def generate(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Extend idx (B, T) by ``max_new_tokens`` sampled tokens -> (B, T + max_new_tokens).
-
-    Each step feeds the last ``block_size`` tokens, takes the logits of the last position,
-    and either picks the argmax (``temperature == 0``) or divides by the temperature,
-    applies top-k and then top-p (when given) and draws from the softmax with
-    ``torch.multinomial(..., generator=generator)``.
-    """
-    raise NotImplementedError("w09: implement generate; see course/w09_capstone/notes.md")
+    """Week 6's `generate` on a MiniGPT: idx (B, T) -> (B, T + max_new_tokens), sampled with
+    week 6's temperature, `top_k_filter` and `top_p_filter`, without a cache."""
+    return _generate(
+        model,
+        idx,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=generator,
+        use_cache=False,
+    )
 
 
 @torch.no_grad()

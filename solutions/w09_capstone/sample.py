@@ -3,11 +3,10 @@
     course sample --checkpoint runs/<id> --prompt "To be or not" --temperature 0.8 --top-k 40 --seed 1
     course sample --checkpoint runs/<id> --gallery --attention --perplexity
 
-Sampling conventions (course/CONVENTIONS.md): temperature 0 is greedy (argmax); top-k keeps
-every token whose logit ties the k-th largest; top-p keeps the smallest set of most likely
-tokens whose probabilities sum to at least p (always at least one). Filters apply to the
-logits after the temperature. A ``torch.Generator`` makes sampling reproducible: the same
-seed gives the same text.
+Sampling is week 6's (`generate`, `top_k_filter`, `top_p_filter`; conventions in
+course/CONVENTIONS.md): temperature 0 is greedy, top-k keeps ties with the k-th, top-p keeps the
+smallest set reaching p. A ``torch.Generator`` makes sampling reproducible: the same seed gives
+the same text.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..w06_decoder import generate as _generate
+from ..w06_decoder import top_k_filter, top_p_filter  # noqa: F401 - part of this package's API
 from .data import load_text, train_val_split
 from .model import GPTConfig, MiniGPT
 from .tokenizers import load_tokenizer
@@ -31,30 +32,8 @@ FLOORS = {"uniform": 4.1744, "unigram": 3.3473, "bigram": 2.4819, "trigram": 2.0
 
 
 # --------------------------------------------------------------------------- the student's part
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """logits (..., V) -> a copy with every entry below the k-th largest set to -inf
-    (entries tied with the k-th largest are kept)."""
-    ### BEGIN SOLUTION
-    k = min(k, logits.size(-1))
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
-    return logits.masked_fill(logits < kth, float("-inf"))
-    ### END SOLUTION
-
-
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """logits (..., V) -> a copy keeping the smallest set of most probable tokens whose
-    probabilities sum to at least ``p`` (nucleus sampling); the rest become -inf."""
-    ### BEGIN SOLUTION
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    before = probs.cumsum(dim=-1) - probs  # probability mass of the tokens ranked above
-    drop_sorted = before >= p  # already reached p without this token; the top token never drops
-    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
-    return logits.masked_fill(drop, float("-inf"))
-    ### END SOLUTION
-
-
-@torch.no_grad()
+# One sampler in the course: week 6's filters and `generate` (as the training loop reuses week 7's
+# helpers). MiniGPT keeps no KV cache, so each step recomputes the cropped window.
 def generate(
     model: MiniGPT,
     idx: torch.Tensor,
@@ -65,32 +44,18 @@ def generate(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Extend idx (B, T) by ``max_new_tokens`` sampled tokens -> (B, T + max_new_tokens).
-
-    Each step feeds the last ``block_size`` tokens, takes the logits of the last position,
-    and either picks the argmax (``temperature == 0``) or divides by the temperature,
-    applies top-k and then top-p (when given) and draws from the softmax with
-    ``torch.multinomial(..., generator=generator)``.
-    """
-    ### BEGIN SOLUTION
-    block_size = model.config.block_size
-    for _ in range(max_new_tokens):
-        context = idx[:, -block_size:]  # the model has no positions beyond block_size
-        logits, _ = model(context)
-        logits = logits[:, -1, :]  # (B, V): the prediction for the next token
-        if temperature == 0:
-            next_id = logits.argmax(dim=-1, keepdim=True)
-        else:
-            logits = logits / temperature
-            if top_k is not None:
-                logits = top_k_filter(logits, top_k)
-            if top_p is not None:
-                logits = top_p_filter(logits, top_p)
-            probs = torch.softmax(logits, dim=-1)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
-    return idx
-    ### END SOLUTION
+    """Week 6's `generate` on a MiniGPT: idx (B, T) -> (B, T + max_new_tokens), sampled with
+    week 6's temperature, `top_k_filter` and `top_p_filter`, without a cache."""
+    return _generate(
+        model,
+        idx,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=generator,
+        use_cache=False,
+    )
 
 
 @torch.no_grad()
