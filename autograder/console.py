@@ -14,7 +14,7 @@ import sys
 from typing import TextIO
 
 from . import messages
-from .report import cleaned, sandbox_note
+from .report import cleaned, sandbox_note, what_to_fix
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 
@@ -99,10 +99,7 @@ def grade_summary(report: dict, *, colour: bool = False, submission: str | None 
         rows.append(["total", "", f"{score:g} / {top:g}", f"{passed_all} / {total_all}"])
         styles.append([("bold",)] * 4)
     lines += ["", *_columns(rows, styles, paint)]
-    for week_id, week in report["weeks"].items():
-        failing = [t for t in week["tests"] if t["status"] != "passed"]
-        if not failing:
-            continue
+    for week_id, failing in what_to_fix(report["weeks"]):
         lines += ["", paint(f"{week_id}: what to fix", "bold")]
         for t in failing:
             first = messages.first_line(t["message"], 200) or t["status"]

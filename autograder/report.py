@@ -54,6 +54,31 @@ def week_table(weeks: dict) -> list[str]:
     return lines
 
 
+def what_to_fix(weeks: dict) -> list[tuple[str, list[dict]]]:
+    """Per week, its tests that did not pass: the list every rendering shows as "what to fix"."""
+    listed = [
+        (week_id, [t for t in week["tests"] if t["status"] != "passed"]) for week_id, week in weeks.items()
+    ]
+    return [(week_id, failing) for week_id, failing in listed if failing]
+
+
+def what_to_fix_markdown(weeks: dict, *, full_messages: bool = False) -> list[str]:
+    """ "What to fix" in Markdown: each failing test with its points and its message's first line,
+    or (``full_messages``, the student's copy on a commit) the whole message in a code block."""
+    lines = []
+    for week_id, failing in what_to_fix(weeks):
+        lines += ["", f"### {week_id}: what to fix", ""]
+        for t in failing:
+            head = f"- {_ICON.get(t['status'], '')} **{messages.markdown_inline(t['name'])}** ({t['max_score']:g} pts"
+            if not full_messages:
+                lines.append(f"{head}): {messages.markdown_inline(t['message'].strip() or t['status'])}")
+                continue
+            lines.append(f"{head}, {t['status']})")
+            if t["message"]:
+                lines += ["", messages.markdown_block(t["message"], indent="  ")]
+    return lines
+
+
 def sandbox_note(sandbox: dict | None) -> str | None:
     """One line saying why a grade is not authoritative, or None when it is."""
     sandbox = sandbox or {}
@@ -83,15 +108,7 @@ def to_markdown(report: dict) -> str:
     if report.get("grader_errors"):
         lines += ["> ⚠️ The grader itself failed in places; those tests will be graded again.", ""]
     lines += week_table(report["weeks"])
-    for week_id, week in report["weeks"].items():
-        failing = [t for t in week["tests"] if t["status"] != "passed"]
-        if not failing:
-            continue
-        lines += ["", f"### {week_id}: what to fix", ""]
-        for t in failing:
-            first = messages.markdown_inline(t["message"].strip() or t["status"])
-            name = messages.markdown_inline(t["name"])
-            lines.append(f"- {_ICON.get(t['status'], '')} **{name}** ({t['max_score']:g} pts): {first}")
+    lines += what_to_fix_markdown(report["weeks"])
     return "\n".join(lines) + "\n"
 
 

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autograder import messages
 from autograder import report as render
 from autograder.classroom import sanitize, student
 from autograder.messages import MAX_LINE, MAX_MESSAGE, NEUTRAL
-from autograder.tools import gradebook, messages
+from autograder.tools import gradebook
 from autograder.tools.gradebook.book import build_book
 from autograder.tools.gradebook.class_page import _hardest
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import messages
 from ..messages import MAX_MESSAGE
-from ..report import week_table
+from ..report import week_table, what_to_fix_markdown
 from ..weeks import ROOT
 
 MIN_LINE = 24  # shorter source lines are too generic to be worth redacting
@@ -168,9 +168,6 @@ def sanitize(wrapper: dict, secret: set[str] | None = None) -> dict:
     return public
 
 
-_ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "skipped": "⏭️"}
-
-
 def to_markdown(public: dict) -> str:
     """The report as a commit comment: points per week, then what failed and why."""
     head = f"{public['commit'][:10]}, graded {public.get('graded_at') or ''}".strip()
@@ -188,16 +185,7 @@ def to_markdown(public: dict) -> str:
             "",
         ]
     lines += week_table(public["weeks"])
-    for week_id, week in public["weeks"].items():
-        failing = [t for t in week["tests"] if t["status"] != "passed"]
-        if not failing:
-            continue
-        lines += ["", f"### {week_id}: what to fix", ""]
-        for t in failing:
-            name = messages.markdown_inline(t["name"])
-            lines.append(f"- {_ICON.get(t['status'], '')} **{name}** ({t['max_score']:g} pts, {t['status']})")
-            if t["message"]:
-                lines += ["", messages.markdown_block(t["message"], indent="  ")]
+    lines += what_to_fix_markdown(public["weeks"], full_messages=True)
     lines += ["", "Hidden tests draw fresh inputs at every grading; their messages name what was checked."]
     return "\n".join(lines) + "\n"
 
