@@ -90,7 +90,7 @@ def _unwritable(path: Path) -> str | None:
 
 def _submission_origin(args: argparse.Namespace, submission: Path) -> str:
     """Why this folder is the one graded, for the line `course grade` starts with."""
-    from .tools.sync import is_course_repository
+    from .weeks import is_course_repository
 
     if args.submission:
         return "--submission"
@@ -175,7 +175,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .tools.sync import MarkerError, NotPristineError, is_course_repository, sync
+    from .tools.sync import MarkerError, NotPristineError, sync
+    from .weeks import is_course_repository
 
     name = "course sync --check" if args.check else "course sync"
     course_repository = is_course_repository()

@@ -159,8 +159,7 @@ def default_submission(for_grading: bool, root: Path | None = None) -> Path:
     repository above all, it is exercises/, even with solutions/ checked out from the
     `solutions` branch: the reference must never stand in for a student's own work.
     `course test` always works on exercises/."""
-    from .tools.sync import is_course_repository
-    from .weeks import ROOT
+    from .weeks import ROOT, is_course_repository
 
     root = root or ROOT
     if for_grading and is_course_repository(root) and (root / "solutions").is_dir():

@@ -69,3 +69,10 @@ def reference_modules(week: Week, solutions_dir: Path = ROOT / "solutions") -> d
         if path is not None and path.name != "__init__.py":
             found[earlier.module] = str(path)
     return found
+
+
+def is_course_repository(root: Path = ROOT) -> bool:
+    """The course's own (instructor's) repository holds the hidden suites, autograder/suites/;
+    a student repository made by `course release` never does (the release audit refuses them),
+    whether or not the student has checked out solutions/ from the `solutions` branch."""
+    return (root / "autograder" / "suites").is_dir()

@@ -15,9 +15,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from ..weeks import ROOT
+from ..weeks import ROOT, is_course_repository
 from .data import DatasetError, dataset_path
-from .sync import is_course_repository
 
 IMPLS = ("solutions", "exercises")
 

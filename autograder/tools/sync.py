@@ -46,13 +46,6 @@ class NotPristineError(RuntimeError):
         self.paths = paths
 
 
-def is_course_repository(root: Path = ROOT) -> bool:
-    """The course's own (instructor's) repository holds the hidden suites, autograder/suites/;
-    a student repository made by `course release` never does (the release audit refuses them),
-    whether or not the student has checked out solutions/ from the `solutions` branch."""
-    return (root / "autograder" / "suites").is_dir()
-
-
 @dataclass
 class Region:
     begin: int  # 1-based line numbers of the marker lines
