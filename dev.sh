@@ -53,7 +53,8 @@ case "$cmd" in
     # Two workers on two cores, one thread each (the grader's children use one already):
     # more threads than cores only make every process wait for the others.
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-    exec "$VENV/bin/python" -m pytest tests -n 2 --durations=25 "$@"
+    # Files with module fixtures (a graded class, a release) each go to one worker (xdist_group).
+    exec "$VENV/bin/python" -m pytest tests -n 2 --dist loadgroup --durations=25 "$@"
     ;;
   course)
     setup

@@ -30,6 +30,9 @@ from autograder.weeks import get_week
 from tests.classroom_support import FakeGitHub, git, hidden_suite_lines, solution_region_lines
 from tests.helpers import ROOT
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_classroom")
+
 TOKEN = "test-token"
 SEED = "a grading secret"
 PUSHED = {  # when GitHub received each push (the activity log); week 1 is due 2027-01-18 23:59 UTC

@@ -25,6 +25,9 @@ from tests.classroom_support import FakeGitHub, git
 from tests.helpers import ROOT
 from tests.workflow_sim import run_job
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_grade_workflow")
+
 TOKEN = "test-token"
 STUDENTS = [f"s{n:02d}" for n in range(7)]
 WORKFLOW = ROOT / ".github" / "workflows" / "grade.yml"

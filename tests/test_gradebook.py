@@ -22,6 +22,9 @@ from autograder.tools.gradebook import exports, pages
 from autograder.tools.schedule import Weights, load_extensions, load_schedule, load_weights
 from tests.browser import INSTALL_HINT, Browser, find_chromium
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_gradebook")
+
 SCHEDULE = load_schedule()  # week 1 is due 2027-01-18 23:59 UTC, week 2 on 2027-01-25; 72 h window
 NOW = datetime(2027, 4, 1, tzinfo=UTC)  # every window of the term has closed
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'

@@ -15,6 +15,9 @@ from autograder import report as render
 from autograder.weeks import ROOT, WEEKS, get_week
 from tests.helpers import grade, make_submission
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_grading")
+
 SUITES = ROOT / "autograder" / "suites"
 GRADED_WEEKS = [w.id for w in WEEKS if (SUITES / w.module).is_dir()]
 

@@ -12,6 +12,9 @@ import pytest
 
 from tests.helpers import ROOT, grade, make_submission, results_by_function
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_hostile")
+
 REFERENCE = (ROOT / "solutions" / "w01_attention.py").read_text()
 STUB = (ROOT / "exercises" / "w01_attention.py").read_text()
 WRONG = REFERENCE.replace(  # a plain bug: attention without the 1/sqrt(d_k) scale

@@ -22,6 +22,9 @@ from autograder.sandbox import jail
 from autograder.weeks import WEEKS, get_week
 from tests.helpers import ROOT
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_jail")
+
 PROBLEM = jail.available()
 needs_jail = pytest.mark.skipif(PROBLEM is not None, reason=f"jailed grading is not possible here: {PROBLEM}")
 
@@ -178,16 +181,16 @@ def graded(tmp_path_factory):
     ada = _student(base, "ada", {"w01_attention.py": REFERENCE.replace(future, future + ADA_CANARY, 1)})
     weeks = [get_week(1), get_week(2)]
     # Eve first, without Landlock, so that her daemon is at large when Ada is graded.
-    old = grading._grade_week
+    old = grading._grade_weeks
 
-    def eve_without_landlock(sandbox, submission, week, seed, public, root):
-        return old(sandbox, submission, week, seed, public, root, landlock=False)
+    def eve_without_landlock(sandbox, submission, weeks, seed, public, root):
+        return old(sandbox, submission, weeks, seed, public, root, landlock=False)
 
-    grading._grade_week = eve_without_landlock
+    grading._grade_weeks = eve_without_landlock
     try:
         eve_report = grading.grade_submission(eve, base / "reports", weeks, seed=SEED, sandbox=sandbox)
     finally:
-        grading._grade_week = old
+        grading._grade_weeks = old
     alive_after_eve = _alive(TOKEN)
     present = [w for w in WEEKS if (ROOT / "autograder" / "suites" / w.module).is_dir()]
     ada_report = grading.grade_submission(ada, base / "reports", present, seed=SEED, sandbox=sandbox)
@@ -257,6 +260,12 @@ def test_engine_copies_hold_only_public_earlier_references(tmp_path):
         "w01_attention.py",
         "w03_positional.py",
     ]
+    # The jail grades a submission's weeks in turn, sharing out each week's references alone.
+    assert grading._references([w01, w02, w04], {"w01", "w03", "w04"}, ROOT) == {
+        "w01": [],
+        "w02": ["w01_attention.py"],
+        "w04": ["w01_attention.py", "w03_positional.py"],
+    }
     suites = tmp_path / "d" / "autograder" / "suites"
     assert all((p.stat().st_mode & 0o077) == 0 for p in [suites, *suites.rglob("*")])
 

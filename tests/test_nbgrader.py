@@ -31,7 +31,10 @@ from autograder.tools.release import assignment_dirs
 from tests.helpers import ROOT
 
 pytest.importorskip("nbgrader")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*not in session.*")
+pytestmark = [
+    pytest.mark.xdist_group("test_nbgrader"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*not in session.*"),
+]
 
 ASSIGNMENTS = [d.name for d in assignment_dirs(ROOT / "course")]  # a new week's notebook is found
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in kernel tracebacks

@@ -20,6 +20,9 @@ from autograder.tools import release
 from autograder.weeks import WEEKS, get_week, module_path
 from tests.classroom_support import copy_course, git, hidden_suite_lines, leaks, solution_region_lines
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_release")
+
 pytest.importorskip("nbgrader")
 
 

@@ -30,6 +30,9 @@ from autograder.sandbox import landlock
 from autograder.sandbox.cgroups import Groups
 from tests.helpers import ROOT, make_submission, results_by_function
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_sandbox")
+
 REFERENCE = (ROOT / "solutions" / "w01_attention.py").read_text()
 LANDLOCK = landlock.abi_version()
 needs_landlock = pytest.mark.skipif(

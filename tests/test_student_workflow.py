@@ -20,6 +20,9 @@ from tests.classroom_support import FakeGitHub, git
 from tests.helpers import ROOT
 from tests.workflow_sim import run_job
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_student_workflow")
+
 TOKEN = "dispatch-token"
 WORKFLOW = Path(".github") / "workflows" / "classroom.yml"
 OPENED = {"release = 2027-01-11T09:00:00Z": "release = 2020-01-06T09:00:00Z"}  # week 1

@@ -16,6 +16,9 @@ import torch
 from autograder.tools.data import DatasetError, dataset_path
 from solutions.w09_capstone import TrainConfig, parse_config
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_w09_cli")
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "--n-layers", "1", "--n-heads", "2", "--d-model", "32", "--block-size", "16", "--batch-size", "8",

@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from solutions.w09_capstone import BPETokenizer, CharTokenizer, load_tokenizer
 from solutions.w09_capstone.tokenizers import CHUNK_PATTERN
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_w09_tokenizers")
+
 CORPUS = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n\n"

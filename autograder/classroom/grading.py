@@ -115,7 +115,8 @@ def _probe(user: str) -> str | None:
         (work / "submission").mkdir(mode=0o755)
         (work / "out").mkdir(mode=0o700)
         (work / "home").mkdir(mode=0o700)
-        report, log = jail.run(work, {"probe": True, "user": user, "weeks": []}, timeout=300)
+        log = jail.run(work, {"probe": True, "user": user, "weeks": []}, timeout=300)
+        report = jail.read_report_if_any(work / "out" / "report.json")
     if not (report or {}).get("ok"):
         return f"user {user} cannot run {sys.executable} with torch in the jail ({log.strip()[-500:]})"
     return None
@@ -152,59 +153,101 @@ def engine_copy(dest: Path, weeks: list[Week], root: Path = ROOT, public: set[st
 
 
 # --------------------------------------------------------------------------- grading
-def _grade_week(
-    sandbox: Sandbox, submission: Path, week: Week, seed, public: set[str], root: Path, landlock: bool = True
-) -> tuple[dict | None, str, list[str]]:
-    """One week of one submission, in a work folder of its own: (report or None, log, the
-    engine's and submission's paths as the grader saw them, for the sanitiser)."""
+def _references(weeks: list[Week], public: set[str], root: Path) -> dict[str, list[str]]:
+    """Per week, the reference files that stand in for earlier weeks while it is graded: those
+    of earlier weeks already public, and nothing else (never the week's own)."""
+    return {
+        week.id: sorted(
+            Path(path).name
+            for module, path in reference_modules(week, root / "solutions").items()
+            if module.split("_")[0] in public
+        )
+        for week in weeks
+    }
+
+
+def _grade_weeks(
+    sandbox: Sandbox,
+    submission: Path,
+    weeks: list[Week],
+    seed,
+    public: set[str],
+    root: Path,
+    landlock: bool = True,
+) -> tuple[dict[str, dict | None], str, list[str]]:
+    """The weeks of one submission, in one work folder: (report per week, or None where grading
+    could not run; the log; the engine's and submission's paths as the grader saw them).
+
+    Jailed, one jail grades the weeks one after the other (the interpreter, torch and pytest are
+    loaded once); before each week the engine's ``solutions/`` is emptied and refilled with that
+    week's references only (`_references`). Without a jail, each week is a `course grade` of its
+    own on an engine copy of its own."""
     with tempfile.TemporaryDirectory(prefix="grading-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         work.chmod(0o711)
-        _engine(work / "engine", week, public, root)
         skipped: list[str] = []
         copy_plain_files(submission, work / "submission", skipped, skip_dirs=())
         for path in [work / "submission", *(work / "submission").rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         (work / "out").mkdir(mode=0o700)
         (work / "home").mkdir(mode=0o700)
+        references = _references(weeks, public, root)
         # landlock=False only in the project's own tests: to show the jail holds without it.
-        settings = {"weeks": [week.id], "seed": seed, "user": sandbox.user, "landlock": landlock}
+        settings = {"seed": seed, "user": sandbox.user, "landlock": landlock, "references": references}
         if "OMP_NUM_THREADS" in os.environ:
             settings["omp_threads"] = os.environ["OMP_NUM_THREADS"]
-        budget = week.limit_s + 180
         if sandbox.jailed:
-            paths = [str(jail.INSIDE / "engine"), str(jail.INSIDE / "submission")]
-            return (*jail.run(work, settings, timeout=budget), paths)
-        return (*_grade_plain(work, settings, budget), [str(work / "engine"), str(work / "submission")])
+            _engine(work / "engine", None, set(), root)
+            refs = work / "references"  # root's alone: the jail copies a week's share out of it
+            refs.mkdir(mode=0o700)
+            for name in sorted({n for names in references.values() for n in names}):
+                shutil.copy2(root / "solutions" / name, refs / name)
+                (refs / name).chmod(0o600)
+            budget = sum(w.limit_s for w in weeks) + 60 * len(weeks) + 120
+            log = jail.run(work, {**settings, "weeks": [w.id for w in weeks]}, timeout=budget)
+            found = {w.id: jail.read_report_if_any(work / "out" / f"{w.id}.json") for w in weeks}
+            return found, log, [str(jail.INSIDE / "engine"), str(jail.INSIDE / "submission")]
+        found, logs = {}, []
+        for week in weeks:
+            engine = work / f"engine-{week.id}"
+            _engine(engine, week, public, root)
+            found[week.id], log = _grade_plain(work, engine, week, settings)
+            logs.append(log)
+        return (
+            found,
+            "\n".join(logs),
+            [str(work / f"engine-{w.id}") for w in weeks] + [str(work / "submission")],
+        )
 
 
-def _grade_plain(work: Path, settings: dict, budget: float) -> tuple[dict | None, str]:
+def _grade_plain(work: Path, engine: Path, week: Week, settings: dict) -> tuple[dict | None, str]:
     """Without a jail (``--sandbox none``): `course grade` with plain process isolation; the
     seed in a file only this user can read."""
     seed_file = work / "out" / "seed"
-    if settings["seed"] is not None:
+    if settings["seed"] is not None and not seed_file.exists():
         fd = os.open(seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, str(settings["seed"]).encode())
         os.close(fd)
-    engine = work / "engine"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work / "home"), "LANG": "C.UTF-8"}
     env.update(PYTHONPATH=str(engine), PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(work / "home"))
     if settings.get("omp_threads"):
         env["OMP_NUM_THREADS"] = settings["omp_threads"]
-    report = work / "out" / "report.json"
+    report = work / "out" / f"{week.id}.json"
     cmd = [sys.executable, "-m", "autograder", "grade", "--submission", str(work / "submission")]
-    cmd += ["--weeks", *settings["weeks"], "--json", str(report), "--isolation", "process"]
+    cmd += ["--weeks", week.id, "--json", str(report), "--isolation", "process"]
     if settings["seed"] is not None:
         cmd += ["--seed-file", str(seed_file)]
+    budget = week.limit_s + 180
     try:
         proc = subprocess.run(cmd, cwd=engine, env=env, capture_output=True, text=True, timeout=budget)
     except subprocess.TimeoutExpired:
-        return None, f"grading ran past {budget:.0f} s and was stopped"
+        return None, f"{week.id}: grading ran past {budget:.0f} s and was stopped"
     log = (proc.stdout + proc.stderr)[-20000:]
-    try:
-        return jail.read_report(report), log
-    except (OSError, ValueError) as exc:
-        return None, f"no report ({exc}); course grade exited with {proc.returncode}: {log[-3000:]}"
+    found = jail.read_report_if_any(report)
+    return (
+        found,
+        log if found else f"{week.id}: no report; course grade exited with {proc.returncode}: {log[-3000:]}",
+    )
 
 
 def merge_reports(reports: list[dict]) -> dict:
@@ -239,14 +282,17 @@ def grade_submission(
     report file. ``public``: the weeks whose reference solutions have been published."""
     meta = json.loads((student_dir / "meta.json").read_text())
     wrapper = dict(meta)
-    done, problems, paths = [], [], set()
-    for week in sorted(weeks, key=lambda w: w.number):
-        report, log, seen = _grade_week(sandbox, student_dir / "submission", week, seed, set(public), root)
-        paths.update(seen)
+    found, log, paths = _grade_weeks(
+        sandbox, student_dir / "submission", sorted(weeks, key=lambda w: w.number), seed, set(public), root
+    )
+    done, problems = [], []
+    for week_id, report in found.items():
         if report is None or not report.get("complete", False):
-            problems.append(f"{week.id}: {log.strip()[-3000:] or 'no report'}")
+            problems.append(f"{week_id}: {'the grader failed' if report else 'no report'}")
         if report is not None:
             done.append(report)
+    if problems:
+        problems.append(log.strip()[-3000:])
     graded_at = datetime.now(UTC)
     if done and not problems:
         report = merge_reports(done)
@@ -258,7 +304,7 @@ def grade_submission(
         wrapper["error"] = "grading could not run: " + " | ".join(problems)[-6000:]
         if done:
             wrapper["partial_report"] = merge_reports(done)  # for the instructor, never posted
-    wrapper["engine_paths"] = sorted(paths)  # for the sanitiser
+    wrapper["engine_paths"] = sorted(set(paths))  # for the sanitiser
     wrapper["graded_at"] = graded_at.isoformat(timespec="seconds")
     wrapper["time"] = meta.get("pushed_at") or wrapper["graded_at"]
     wrapper["weeks_graded"] = [w.id for w in weeks]

@@ -83,9 +83,17 @@ def read_report(path: Path) -> dict:
         os.close(fd)
 
 
-def run(work: Path, settings: dict, timeout: float) -> tuple[dict | None, str]:
-    """Grade in a jail. ``work`` holds ``engine/``, ``submission/`` and an empty ``out/``, all
-    root's; ``settings`` as `main` reads them. Returns (report or None, the jail's log)."""
+def read_report_if_any(path: Path) -> dict | None:
+    try:
+        return read_report(path)
+    except (OSError, ValueError):
+        return None
+
+
+def run(work: Path, settings: dict, timeout: float) -> str:
+    """Grade in a jail. ``work`` holds ``engine/``, ``submission/``, ``references/`` and an empty
+    ``out/``, all root's; ``settings`` as `main` reads them. The jail writes one report per week,
+    ``out/<week>.json`` (read them with `read_report`). Returns the jail's log."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     if "OMP_NUM_THREADS" in os.environ:
         env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
@@ -101,11 +109,8 @@ def run(work: Path, settings: dict, timeout: float) -> tuple[dict | None, str]:
         )
         log = (proc.stdout + proc.stderr)[-20000:]
     except subprocess.TimeoutExpired:
-        return None, f"grading ran past {timeout:.0f} s and was stopped"
-    try:
-        return read_report(work / "out" / "report.json"), log
-    except (OSError, ValueError) as exc:
-        return None, f"no report ({exc}); course grade exited with {proc.returncode}: {log[-3000:]}"
+        return f"grading ran past {timeout:.0f} s and was stopped"
+    return f"the jail exited with {proc.returncode}\n{log}"
 
 
 # --------------------------------------------------------------------------- inside
@@ -218,10 +223,14 @@ def main() -> int:
             json.dump({"ok": code == 0}, fh)
         return 0
     engine = INSIDE / "engine"
-    home = INSIDE / "home"
     os.environ.clear()
     os.environ.update(
-        {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+        {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(INSIDE / "home"),
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+        }
     )
     if settings.get("omp_threads"):
         os.environ["OMP_NUM_THREADS"] = str(settings["omp_threads"])
@@ -229,23 +238,41 @@ def main() -> int:
     sys.path.insert(0, str(engine))
     from autograder.cli import build_parser
 
-    argv = [
-        "grade",
-        "--submission",
-        str(INSIDE / "submission"),
-        "--json",
-        str(INSIDE / "out" / "report.json"),
-    ]
-    argv += ["--weeks", *settings["weeks"], "--isolation", "process", "--sandbox-user", settings["user"]]
-    if settings.get("seed") is not None:
-        argv += ["--seed", str(settings["seed"])]
-    if settings.get("memory_mib"):
-        argv += ["--memory-limit", str(settings["memory_mib"])]
-    argv.append(f"--namespaces={','.join(NAMESPACES)}")
-    if settings.get("landlock") is False:
-        argv.append("--no-landlock")
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    for week in settings["weeks"]:
+        _share_references(engine / "solutions", INSIDE / "references", settings["references"].get(week, []))
+        argv = ["grade", "--submission", str(INSIDE / "submission"), "--weeks", week]
+        argv += ["--json", str(INSIDE / "out" / f"{week}.json"), "--isolation", "process"]
+        argv += ["--sandbox-user", settings["user"], f"--namespaces={','.join(NAMESPACES)}"]
+        if settings.get("seed") is not None:
+            argv += ["--seed", str(settings["seed"])]
+        if settings.get("memory_mib"):
+            argv += ["--memory-limit", str(settings["memory_mib"])]
+        if settings.get("landlock") is False:
+            argv.append("--no-landlock")
+        args = build_parser().parse_args(argv)
+        args.func(args)  # its exit status is in the report (complete, grader_errors)
+        _wipe_temporary_space()  # nothing of one week is there for the next
+    return 0
+
+
+def _share_references(solutions: Path, references: Path, names: list[str]) -> None:
+    """``solutions/`` holds exactly the given references, readable by the sandbox user."""
+    for path in solutions.iterdir():
+        if path.name != "__init__.py":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for name in names:
+        shutil.copyfile(references / name, solutions / name)
+        (solutions / name).chmod(0o644)
+
+
+def _wipe_temporary_space() -> None:
+    for folder in (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")):
+        for entry in folder.iterdir() if folder.is_dir() else []:
+            if entry == INSIDE:
+                continue
+            shutil.rmtree(
+                entry, ignore_errors=True
+            ) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 if __name__ == "__main__":
