@@ -1,15 +1,16 @@
-"""Grading fetched submissions: one jailed `course grade` run per student and week, each in a
-fresh copy of the grading engine, wrapped with who, which commit and when.
+"""Grading fetched submissions: one jail per student, in a fresh copy of the grading engine, one
+`course grade` run per week inside it; each report wrapped with who, which commit and when.
 
 Sandbox (``--sandbox required``, the default, and the only mode the workflow uses): the grader
-runs as root; each week of each submission is graded in a jail of its own (`autograder.sandbox.jail`:
+runs as root; each submission is graded in a jail of its own (`autograder.sandbox.jail`:
 new PID, mount, network, IPC and UTS namespaces, private ``/tmp`` and ``/dev/shm``, killed
 whole at the end), and the engine starts the submission processes as an unprivileged user.
 That user cannot read the hidden suites (the engine copy makes them root-only), cannot write to
-the engine, and never sees a token or the seed: the seed travels on the jail's stdin. A week's
-engine copy holds the reference solutions only of earlier weeks whose solutions are already
-public, so no submission can read a reference that is still secret, nor one of a week graded in
-the same run. Where the jail cannot be made, grading stops with an error: it fails closed.
+the engine, and never sees a token or the seed: the seed travels on the jail's stdin. While a
+week is graded, the engine's ``solutions/`` holds the reference solutions only of earlier weeks
+whose solutions are already public (shared out week by week from a root-only folder), so no
+submission can read a reference that is still secret, nor the one of the week being graded.
+Where the jail cannot be made, grading stops with an error: it fails closed.
 
 ``--sandbox none`` grades with plain process isolation, for trying the flow on a laptop; every
 report made that way says in its ``sandbox`` block (and every rendering) that it is not

@@ -1,4 +1,4 @@
-"""The authoritative sandbox around one grading run: namespaces, private temporary space, root.
+"""The authoritative sandbox around one submission's grading: namespaces, private temporary space.
 
 `run` (the grader's side, as root) prepares a work folder, starts this file as the first
 process of new PID, mount, network, IPC and UTS namespaces (``unshare``), hands it the run's
@@ -10,8 +10,10 @@ the namespaces are gone. `main` (inside, still root) then:
    ``/dev/shm``, the interpreter's own folders read-only, and the work folder (engine,
    submission, report folder; root's) at ``/tmp/grading``. Nothing else of the host is there:
    no home folder, no checkout of the course and its solutions;
-2. runs `course grade` in this process with ``--sandbox-user``: submission processes drop to
-   that user, and the report is written into a folder only root can enter.
+2. grades the weeks in turn, each a `course grade` run in this process with ``--sandbox-user``
+   (submission processes drop to that user): before each week, the engine's ``solutions/`` is
+   refilled with that week's references alone (from ``references/``, root's); after it, the
+   temporary folders are wiped. Each week's report goes into a folder only root can enter.
 
 When this process exits, the kernel kills every other process of the PID namespace and
 ``unshare`` returns only after they are gone; the tmpfs mounts disappear with the mount
