@@ -2,15 +2,61 @@
 
 A message states what was compared, shapes and dtypes, exact / allclose, the largest
 absolute difference and where it is, and a one-line hint naming the concept. It never
-prints the expected tensor. ``diagnose`` lists outputs of classic bugs (computed on the
-trusted side); when the submission matches one, the message names that bug instead.
+prints the expected tensor of the graded input. ``diagnose`` lists outputs of classic bugs
+(computed on the trusted side); when the submission matches one, the message names that bug
+instead, in the student's terms, and cites the convention it breaks (``convention``). Where no
+diagnosis fits, an ``Example`` adds a case small enough to check on paper: its input, the
+expected output and the submission's output.
+
+Diagnoses and examples may call the submission (a probe). They run only after a mismatch was
+found, and a probe that raises becomes this test's failure with the student's traceback, never
+a grader error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from .isolation import SubmissionError, SubmissionTimeout
+
+# The headings of course/CONVENTIONS.md (a project test keeps the two in step). A message cites
+# one with ``convention(section)`` so that every failure points at the rule it breaks.
+CONVENTION_SECTIONS = (
+    "Tensors and weights",
+    "Masks and attention",
+    "Positions",
+    "Blocks",
+    "Objectives and data",
+    "Sampling",
+    "Optimisation",
+    "Tolerances",
+)
+
+
+def convention(section: str) -> str:
+    """``"course/CONVENTIONS.md § Positions"``: the one way a message names the rule it breaks."""
+    return f"course/CONVENTIONS.md § {section}"
+
+
+Diagnoses = Sequence[tuple[Any, str]] | Callable[[], Sequence[tuple[Any, str]]]
+
+
+@dataclass
+class Example:
+    """A worked example shown when a mismatch has no diagnosis.
+
+    ``inputs`` describes a small input in words a student can type (``"x = [1., 2., 3.]"``);
+    ``expected`` is the right output for it; ``got`` calls the submission on it (lazily: only
+    when the graded comparison already failed).
+    """
+
+    inputs: str
+    expected: Any
+    got: Callable[[], Any]
 
 
 class GradingFailure(AssertionError):
@@ -44,7 +90,8 @@ def check_close(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     hint: str = "",
-    diagnose: Sequence[tuple[torch.Tensor, str]] = (),
+    diagnose: Diagnoses = (),
+    example: Example | None = None,
     check_dtype: bool = True,
 ) -> None:
     actual = _as_tensor(actual, what)
@@ -61,9 +108,7 @@ def check_close(
     close = torch.isclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
     if bool(close.all()):
         return
-    for candidate, diagnosis in diagnose:
-        if matches(actual, candidate, atol, rtol):
-            raise GradingFailure(f"{what}: {diagnosis}")
+    _raise_diagnosis(what, diagnose, lambda candidate: matches(actual, candidate, atol, rtol))
     n_bad = int((~close).sum())
     nan = int(torch.isnan(a).sum())
     diff = (a - e).abs().nan_to_num(nan=float("inf"))
@@ -75,10 +120,12 @@ def check_close(
     )
     if nan:
         detail += f"; {nan} NaN values in your output"
-    raise GradingFailure(detail + "." + _hint(hint))
+    raise GradingFailure(detail + "." + _hint(hint) + _worked(example))
 
 
-def check_equal(actual, expected, *, what: str, hint: str = "") -> None:
+def check_equal(
+    actual, expected, *, what: str, hint: str = "", diagnose: Diagnoses = (), example: Example | None = None
+) -> None:
     """Exact equality for ints, strings, shapes, bool masks and token ids."""
     if isinstance(expected, torch.Tensor):
         actual = _as_tensor(actual, what)
@@ -89,14 +136,18 @@ def check_equal(actual, expected, *, what: str, hint: str = "") -> None:
         if actual.dtype != expected.dtype:
             raise GradingFailure(f"{what}: dtype {actual.dtype}, expected {expected.dtype}." + _hint(hint))
         if not torch.equal(actual, expected):
+            _raise_diagnosis(what, diagnose, lambda candidate: _equal(actual, candidate))
             wrong = int((actual != expected).sum())
             first = tuple(int(i) for i in (actual != expected).nonzero()[0])
             raise GradingFailure(
-                f"{what}: {wrong} of {actual.numel()} entries differ (first at index {first})." + _hint(hint)
+                f"{what}: {wrong} of {actual.numel()} entries differ (first at index {first})."
+                + _hint(hint)
+                + _worked(example)
             )
         return
     if actual != expected:
-        raise GradingFailure(f"{what}: got {actual!r}." + _hint(hint))
+        _raise_diagnosis(what, diagnose, lambda candidate: _equal(actual, candidate))
+        raise GradingFailure(f"{what}: got {_short(actual)}." + _hint(hint) + _worked(example))
 
 
 def check(condition: bool, message: str, hint: str = "") -> None:
@@ -112,3 +163,57 @@ def check_shape(actual, shape: Sequence[int], *, what: str, hint: str = "") -> N
 
 def _hint(hint: str) -> str:
     return f" Hint: {hint}" if hint else ""
+
+
+def _equal(actual, candidate) -> bool:
+    if isinstance(candidate, torch.Tensor):
+        return (
+            isinstance(actual, torch.Tensor)
+            and actual.shape == candidate.shape
+            and bool(torch.equal(actual, candidate.to(actual.dtype)))
+        )
+    try:
+        return bool(actual == candidate)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared matches no diagnosis
+        return False
+
+
+def _probe(what: str, call: Callable[[], Any]) -> Any:
+    """Runs a diagnosis or example probe; the student's exception becomes this test's failure."""
+    try:
+        return call()
+    except SubmissionTimeout:
+        raise
+    except SubmissionError as exc:
+        message = f"{what}: wrong, and while the grader tried a smaller case to say why, {exc}"
+        if exc.traceback:
+            message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
+        raise GradingFailure(message) from None
+
+
+def _raise_diagnosis(what: str, diagnose: Diagnoses, fits: Callable[[Any], bool]) -> None:
+    candidates = _probe(what, diagnose) if callable(diagnose) else diagnose
+    for candidate, diagnosis in candidates:
+        if fits(candidate):
+            raise GradingFailure(f"{what}: {diagnosis}")
+
+
+def _short(value, limit: int = 300) -> str:
+    """A small value as a student would type it: tensors rounded to 4 decimals."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point():
+            value = torch.round(value.detach().double(), decimals=4)
+        text = f"{value.tolist()}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _worked(example: Example | None) -> str:
+    if example is None:
+        return ""
+    got = _probe("a worked example", example.got)
+    return (
+        f" A worked example to check on paper: {example.inputs} should give {_short(example.expected)};"
+        f" yours gives {_short(got)}."
+    )
