@@ -120,7 +120,7 @@ def check_close(
     )
     if nan:
         detail += f"; {nan} NaN values in your output"
-    raise GradingFailure(detail + "." + _hint(hint) + _worked(example))
+    raise GradingFailure(detail + "." + _hint(hint) + _worked(what, example))
 
 
 def check_equal(
@@ -142,12 +142,12 @@ def check_equal(
             raise GradingFailure(
                 f"{what}: {wrong} of {actual.numel()} entries differ (first at index {first})."
                 + _hint(hint)
-                + _worked(example)
+                + _worked(what, example)
             )
         return
     if actual != expected:
         _raise_diagnosis(what, diagnose, lambda candidate: _equal(actual, candidate))
-        raise GradingFailure(f"{what}: got {_short(actual)}." + _hint(hint) + _worked(example))
+        raise GradingFailure(f"{what}: got {_short(actual)}." + _hint(hint) + _worked(what, example))
 
 
 def check(condition: bool, message: str, hint: str = "") -> None:
@@ -209,10 +209,10 @@ def _short(value, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _worked(example: Example | None) -> str:
+def _worked(what: str, example: Example | None) -> str:
     if example is None:
         return ""
-    got = _probe("a worked example", example.got)
+    got = _probe(what, example.got)
     return (
         f" A worked example to check on paper: {example.inputs} should give {_short(example.expected)};"
         f" yours gives {_short(got)}."
