@@ -1,4 +1,4 @@
-"""The nine weeks: one table, the single place that names modules, slugs and time budgets."""
+"""The weeks: one table, the single place that names modules, slugs and time budgets."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ WEEKS: tuple[Week, ...] = (
     Week("w07", "w07_training", "Training recipes", 10, 120),
     Week("w08", "w08_lora", "LoRA fine-tuning", 10, 120),
     Week("w09", "w09_capstone", "Capstone: Mini-GPT", 30, 240, 60.0, True),
+    Week("w10", "w10_variants", "Modern transformer variants", 10, 120),
 )
 
 
