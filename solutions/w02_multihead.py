@@ -33,7 +33,8 @@ __all__ = [
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, d_model) -> (B, n_heads, T, d_head), head h taking channels h·d_head … (h+1)·d_head − 1.
 
-    Any leading dims are kept: (..., T, d_model) -> (..., n_heads, T, d_head).
+    Any leading dims are kept: (..., T, d_model) -> (..., n_heads, T, d_head). Raises ValueError,
+    naming both numbers, when n_heads does not divide d_model (never drops the leftover channels).
     """
     ### BEGIN SOLUTION
     *lead, T, d_model = x.shape
