@@ -133,7 +133,7 @@ def counts(experts: torch.Tensor, n_experts: int) -> torch.Tensor:
 def balancing_loss(logits: torch.Tensor, experts: torch.Tensor, variant: str = "course") -> torch.Tensor:
     """E · Σ_i f_i P_i (Switch Transformer), f_i over the N·k assignments. Variants (classic
     mistakes, for diagnoses): "no_E" (no factor E), "per_token" (f_i over N tokens: k times
-    larger), "top1_only" (f from the first choice only), "mean" (mean over experts instead of the sum)."""
+    larger), "top1_only" (f from the first choice only)."""
     E = logits.size(-1)
     probs = torch.softmax(logits.double(), dim=-1).reshape(-1, E)
     N = probs.size(0)
@@ -143,8 +143,7 @@ def balancing_loss(logits: torch.Tensor, experts: torch.Tensor, variant: str = "
     c = counts(chosen, E).double()
     f = c / (N if variant == "per_token" else c.sum())
     P = probs.mean(0)
-    terms = f * P
-    total = terms.mean() if variant == "mean" else terms.sum()
+    total = (f * P).sum()
     return (total if variant == "no_E" else E * total).to(logits.dtype)
 
 
@@ -237,9 +236,13 @@ def scan_swapped(a, b, h0=None):
     return b
 
 
-def recurrence(sd, x, h0=None):
-    """GatedLinearRecurrence from its weights, one step at a time."""
-    a = torch.sigmoid(F.linear(x, sd["gate.weight"], sd["gate.bias"]))
-    b = (1 - a) * F.linear(x, sd["in_proj.weight"], sd["in_proj.bias"])
+def recurrence(sd, x, h0=None, bug: str = ""):
+    """GatedLinearRecurrence from its weights, one step at a time. bug (for diagnoses):
+    "no_sigmoid" (the gate's output used as the decay), "ungated" (b = in_proj(x), no 1 − a)."""
+    gate = F.linear(x, sd["gate.weight"], sd["gate.bias"])
+    a = gate if bug == "no_sigmoid" else torch.sigmoid(gate)
+    b = F.linear(x, sd["in_proj.weight"], sd["in_proj.bias"])
+    if bug != "ungated":
+        b = (1 - a) * b
     h = scan(a, b, h0)
     return F.linear(h, sd["out_proj.weight"], sd["out_proj.bias"]), h[..., -1, :]

@@ -124,7 +124,14 @@ def test_online_softmax_stable_and_masked(student, gen):
         + f"A fully masked row gives zeros ({MASKS}).",
     )
     expected = torch.softmax(y, -1).nan_to_num(0.0)
-    check_close(out, expected, what="online_softmax with -inf entries (block_size=2)", atol=1e-6)
+    check_close(
+        out,
+        expected,
+        what="online_softmax with -inf entries (block_size=2)",
+        atol=1e-6,
+        hint="while the running max is still -inf, shift by 0: (-inf) − (-inf) is NaN, and a NaN sum is "
+        f"lost for good ({MASKS}).",
+    )
 
 
 # --------------------------------------------------------------------------- tiled attention
@@ -143,7 +150,8 @@ def test_tiled_matches_sdpa_every_tile_size(student, gen):
             what=f"tiled_attention (B=2, h=2, T=11, d=8) with block_q={bq}, block_k={bk}",
             atol=ATOL,
             hint="per query block: m, l, acc; per key tile: m' = max(m, rowmax), rescale l and acc by "
-            "exp(m − m'), add exp(s − m') and exp(s − m') @ v; divide acc by l at the end.",
+            "exp(m − m'), add exp(s − m') and exp(s − m') @ v; divide acc by l at the end. Block sizes need "
+            "not divide T: the last block of queries or keys may be shorter.",
             diagnose=tile_bugs(q, k, v, bq, bk),
         )
     q2, k2, v2 = randn(gen, 2, 6, 4), randn(gen, 2, 13, 4), randn(gen, 2, 13, 3)
@@ -208,8 +216,8 @@ def test_tiled_sliding_window(student, gen):
                 diagnose=lambda wider=wider, narrower=narrower, window=window: [
                     (
                         oracle.attention(q, k, v, wider),
-                        f"the window is off by one: window={window} means {window} keys, the query's own "
-                        f"included (p − window < j ≤ p), not window + 1 ({MASKS}).",
+                        f"the window is off by one: with window={window} a query sees exactly {window} key(s), "
+                        f"its own included (p − window < j ≤ p), not window + 1 ({MASKS}).",
                     ),
                     *(
                         []
@@ -217,8 +225,8 @@ def test_tiled_sliding_window(student, gen):
                         else [
                             (
                                 oracle.attention(q, k, v, narrower),
-                                f"the window is off by one: window={window} means {window} keys, the "
-                                f"query's own included (p − window < j ≤ p), not window − 1 ({MASKS}).",
+                                f"the window is off by one: with window={window} a query sees exactly "
+                                f"{window} key(s), its own included (p − window < j ≤ p), not window − 1 ({MASKS}).",
                             )
                         ]
                     ),
@@ -299,6 +307,12 @@ def test_tiled_never_materialises_scores(student, submission, gen):
     for kwargs in ({}, {"causal": True}):
         facts = submission.run(profile_call, student, "tiled_attention", (q, k, v, 8, 8), kwargs)
         label = "causal " if kwargs else ""
+        used = [op for op in facts["names"] if op in LIBRARY_OPS or op.startswith("aten._scaled_dot_product")]
+        check(
+            not used,
+            f"tiled_attention ran PyTorch's own softmax or attention ({', '.join(used)}): the online "
+            "softmax (running max and sum) is the point of the exercise.",
+        )
         check(
             facts["largest"] < T * T // 2,
             f"{label}tiled_attention(T={T}, d={d}, blocks 8 × 8) built a tensor of {facts['largest']} "
@@ -307,12 +321,6 @@ def test_tiled_never_materialises_scores(student, submission, gen):
             "is O(T · d), not O(T²).",
             "build each tile's mask from positions (arange of the tile's queries and keys), not by slicing "
             "a full causal_mask.",
-        )
-        used = [op for op in facts["names"] if op in LIBRARY_OPS or op.startswith("aten._scaled_dot_product")]
-        check(
-            not used,
-            f"tiled_attention ran PyTorch's own softmax or attention ({', '.join(used)}): the online "
-            "softmax (running max and sum) is the point of the exercise.",
         )
     facts = submission.run(profile_call, student, "online_softmax", (randn(gen, 3, 10), 4), {})
     used = [op for op in facts["names"] if op in LIBRARY_OPS]
@@ -391,15 +399,15 @@ def test_sliding_window_mask(student, gen):
             diagnose=[
                 (
                     oracle.window_mask(T_q, tk, window + 1),
-                    f"the window is off by one: window={window} means {window} keys, the query's own "
-                    f"included (p − window < j ≤ p), not window + 1 ({MASKS}).",
+                    f"the window is off by one: with window={window} a query sees exactly {window} key(s), "
+                    f"its own included (p − window < j ≤ p), not window + 1 ({MASKS}).",
                 ),
                 (
                     oracle.window_mask(T_q, tk, max(window - 1, 0) or None)
                     if window > 1
                     else torch.zeros(T_q, tk, dtype=torch.bool),
-                    f"the window is off by one: window={window} means {window} keys, the query's own "
-                    f"included (p − window < j ≤ p), not window − 1 ({MASKS}).",
+                    f"the window is off by one: with window={window} a query sees exactly {window} key(s), "
+                    f"its own included (p − window < j ≤ p), not window − 1 ({MASKS}).",
                 ),
                 (
                     top_left,

@@ -118,6 +118,11 @@ def test_route_ties_go_to_lower_index(student, gen):
                     f"ties go to the higher expert index; the course breaks ties toward the lower index "
                     f"({BLOCKS}).",
                 ),
+                (
+                    torch.topk(torch.softmax(logits, -1), top_k, dim=-1).indices,
+                    "torch.topk orders tied values in no documented order (this is its choice); the course "
+                    f"breaks ties toward the lower expert index: use a stable descending sort ({BLOCKS}).",
+                ),
             ],
             example=Example(
                 "route(torch.zeros(1, 4), top_k=2)",
@@ -165,10 +170,6 @@ def loss_bugs(logits, experts):
             (
                 oracle.balancing_loss(logits, experts, "top1_only"),
                 f"f_i counts only each token's first choice: every assignment of every slot counts ({BLOCKS}).",
-            ),
-            (
-                oracle.balancing_loss(logits, experts, "mean"),
-                f"the loss averages f_i · P_i over the experts: it is E times their sum ({BLOCKS}).",
             ),
         ]
 
@@ -300,7 +301,7 @@ def test_moe_param_counts(student, gen):
             expected,
             what=f"moe_param_counts{args}",
             hint="every expert is stored (total); a token runs through top_k experts (active); the router "
-            "(d_model × n_experts, no bias) is in both.",
+            "(d_model × n_experts, no bias) is in both; SwiGLU experts have three matrices (w1, w2, w3).",
             diagnose=[
                 (
                     (total - router, active - router),
@@ -308,6 +309,16 @@ def test_moe_param_counts(student, gen):
                 ),
                 ((total, total), "active counts every expert: a token uses only top_k of them."),
                 ((active, total), "the two counts are swapped: the result is (total, active)."),
+                *(
+                    [
+                        (
+                            oracle.moe_param_counts(*args[:4], "gelu", args[5]),
+                            "SwiGLU experts are counted with two matrices: they have three (w1, w2, w3).",
+                        )
+                    ]
+                    if args[4] == "swiglu"
+                    else []
+                ),
             ],
         )
 
@@ -331,8 +342,8 @@ def test_moe_forward_matches_loops(student, gen):
             "never assign, since a token has several experts.",
             diagnose=lambda sd=sd, top_k=top_k, renormalize=renormalize: [
                 (
-                    oracle.moe_forward(sd, x, E, top_k, renormalize, bug="unweighted")[0],
-                    f"the expert outputs are added without their routing weights ({BLOCKS}).",
+                    oracle.moe_forward(sd, x, E, top_k, renormalize, bug="renormalize_flip")[0],
+                    f"the layer ignores its renormalize flag: pass it to route ({BLOCKS}).",
                 ),
                 (
                     oracle.moe_forward(sd, x, E, top_k, renormalize, bug="overwrite")[0],
@@ -340,8 +351,8 @@ def test_moe_forward_matches_loops(student, gen):
                     "contributions of the token's other experts; add them (index_add).",
                 ),
                 (
-                    oracle.moe_forward(sd, x, E, top_k, renormalize, bug="renormalize_flip")[0],
-                    f"the layer ignores its renormalize flag: pass it to route ({BLOCKS}).",
+                    oracle.moe_forward(sd, x, E, top_k, renormalize, bug="unweighted")[0],
+                    f"the expert outputs are added without their routing weights ({BLOCKS}).",
                 ),
             ],
         )

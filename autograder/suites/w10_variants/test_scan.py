@@ -207,6 +207,29 @@ def test_recurrence_layer_matches_formula(submission, gen):
                 what=f"{label} output",
                 atol=ATOL,
                 hint="a = sigmoid(gate(x)); b = (1 − a) ⊙ in_proj(x); h = scan(a, b, h0); y = out_proj(h).",
+                diagnose=lambda init=init: [
+                    *(
+                        []
+                        if init is None
+                        else [
+                            (
+                                oracle.recurrence(sd, x, None)[0],
+                                "the initial state h0 is ignored: pass it to the scan, "
+                                f"h_1 = a_1 ⊙ h0 + b_1 ({BLOCKS}).",
+                            )
+                        ]
+                    ),
+                    (
+                        oracle.recurrence(sd, x, init, bug="no_sigmoid")[0],
+                        "the decay is gate(x) itself: a = sigmoid(gate(x)) keeps every a_t in (0, 1), so the "
+                        "state forgets instead of exploding.",
+                    ),
+                    (
+                        oracle.recurrence(sd, x, init, bug="ungated")[0],
+                        "the input is not gated: b = (1 − a) ⊙ in_proj(x), so a token writes as much as the "
+                        "state forgets.",
+                    ),
+                ],
             )
             check_close(
                 h_last, h_exp, what=f"{label} final state h_T", atol=ATOL, hint="return h[..., -1, :]."
