@@ -24,6 +24,26 @@ def mlm_loss_grad(module, logits: torch.Tensor, labels: torch.Tensor):
     return loss.detach(), logits.grad
 
 
+def mlm_loss_backward(module, logits: torch.Tensor, labels: torch.Tensor):
+    """The loss, the gradient it sends to the logits (None when none arrives), and the text of
+    the error ``backward()`` raised (empty when it ran): a loss that is a constant with no graph
+    shows as an error here instead of failing the call."""
+    logits = logits.clone().requires_grad_(True)
+    loss = module.mlm_loss(logits, labels)
+    try:
+        loss.backward()
+    except RuntimeError as exc:
+        return loss.detach(), None, str(exc).splitlines()[0][:200]
+    return loss.detach(), logits.grad, ""
+
+
+def head_tie(model) -> dict:
+    """How the MLM head's weight relates to the token embedding: the same Parameter object, or
+    merely the same storage (two Parameters whose gradients and optimiser states are separate)."""
+    head, emb = model.lm_head.weight, model.encoder.tok_emb.weight
+    return {"same_object": head is emb, "same_storage": head.data_ptr() == emb.data_ptr()}
+
+
 def train_masked_lm(
     module,
     model_args: tuple,

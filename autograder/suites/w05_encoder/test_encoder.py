@@ -4,6 +4,28 @@ Expected values come from closed forms, binomial statistics and ``torch.nn.Trans
 with copied weights, computed here on inputs drawn from the grading seed (``gen``). The
 submission only runs behind ``student`` / ``submission``; the training test fetches logits on
 held-out inputs and computes the loss here.
+
+What the week promises, and the test that holds each promise at its edge:
+
+* MLM masking (CONVENTIONS "Objectives and data"): selection rate mlm_prob for 0.15 and 0.3
+  (test_selection_rate), the degenerate rates 0 (nothing, no "at least one" rule) and 1 (every
+  non-special token) (test_mlm_prob_0_and_1); 80 / 10 / 10 (test_80_10_10); random ids uniform
+  over 0 … V − 1, the last id included (test_random_tokens_cover_the_vocabulary); special tokens
+  never selected (test_special_tokens_never_selected); labels the original id where selected and
+  -100 elsewhere (test_labels_and_untouched_inputs); same shape and dtype for any shape, a 1-D
+  int32 input with no special ids (test_mask_tokens_any_shape); seeded and not in place
+  (test_reproducible_and_not_in_place).
+* mlm_loss (ignore_index -100): the mean over labelled positions only, zero gradient elsewhere
+  (test_mlm_loss_only_selected_positions); 0, not NaN, and still differentiable when nothing is
+  labelled (test_mlm_loss_with_nothing_selected).
+* cls_pool: position 0, shape (B, d) also for B = 1, T = 1 (test_cls_pool).
+* Encoder: learned positions 0 … T − 1 and the final LayerNorm (test_encoder_matches_torch_encoder_layers),
+  the first and last valid lengths T = 1 and T = max_len (test_encoder_first_and_last_position),
+  no causal mask (test_encoder_is_bidirectional), the padding mask True = may attend, applied to
+  keys (CONVENTIONS "Masks and attention"; test_padding_does_not_leak).
+* MaskedLM: the head's weight is the embedding's Parameter itself, its bias its own
+  (test_mlm_head_is_tied); transform = Linear, exact GELU, LayerNorm (test_masked_lm_logits);
+  learning needs both sides (test_mlm_learns_from_both_sides).
 """
 
 from __future__ import annotations
@@ -15,14 +37,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import GradingFailure, check, check_close, check_equal
+from autograder.checks import Example, GradingFailure, check, check_close, check_equal, convention, matches
 from autograder.drivers.common import parameter_layout
-from autograder.drivers.w05 import mask_tokens_leaves_input, mlm_loss_grad, train_masked_lm
+from autograder.drivers.w05 import (
+    head_tie,
+    mask_tokens_leaves_input,
+    mlm_loss_backward,
+    mlm_loss_grad,
+    train_masked_lm,
+)
+from autograder.isolation import SubmissionError
 
 pytestmark = pytest.mark.w05
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 SPECIALS = (PAD, CLS, SEP)
+MLM_RULE = convention("Objectives and data")
+MASK_RULE = convention("Masks and attention")
 
 
 def randn(gen, *shape, scale: float = 1.0):
@@ -39,6 +70,11 @@ def corpus(gen, B: int, T: int, V: int, low: int = 4, high: int | None = None) -
     return ids
 
 
+def near(observed: float, p: float, n: int, sigmas: float = 5.0) -> bool:
+    """``observed`` is a plausible binomial proportion for probability ``p`` over ``n`` draws."""
+    return abs(observed - p) <= sigmas * math.sqrt(max(p * (1 - p), 1e-4) / n)
+
+
 def within(observed: float, p: float, n: int, what: str, hint: str, sigmas: float = 5.0) -> None:
     """A binomial proportion within ``sigmas`` standard deviations of its expectation."""
     tol = sigmas * math.sqrt(p * (1 - p) / n)
@@ -47,6 +83,14 @@ def within(observed: float, p: float, n: int, what: str, hint: str, sigmas: floa
         f"{what}: {observed:.2%} over {n} draws, expected {p:.2%} ± {tol:.2%} ({sigmas:g} standard deviations).",
         hint,
     )
+
+
+def raised(what: str, exc: SubmissionError, advice: str) -> GradingFailure:
+    """A failure for a call that raised, with the student's traceback."""
+    message = f"{what} failed ({exc}): {advice}"
+    if exc.traceback:
+        message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
+    return GradingFailure(message)
 
 
 def masked_sample(student, gen, V=1000, B=200, T=500, mlm_prob=0.15):
@@ -77,19 +121,115 @@ def test_selection_rate(student, gen):
         ids, _, labels = masked_sample(student, gen, mlm_prob=prob)
         eligible = ~torch.isin(ids, torch.tensor(SPECIALS))
         selected = labels != -100
-        rate = float((selected & eligible).sum()) / int(eligible.sum())
-        if abs(rate - 0.8 * prob) < 0.01:
-            raise GradingFailure(
-                f"with mlm_prob={prob} the labels mark {rate:.1%} of the tokens, about 80% of mlm_prob: "
-                "labels must cover every selected token, including those left unchanged or randomised."
-            )
+        n = int(eligible.sum())
+        rate = float((selected & eligible).sum()) / n
+        mistakes = [
+            (
+                0.8 * prob,
+                f"with mlm_prob={prob} labels are set only where [MASK] was put ({rate:.1%} of the tokens, "
+                "about 80% of mlm_prob): every selected token keeps its label, also the 10% left unchanged "
+                f"and the 10% replaced by a random token ({MLM_RULE}).",
+            ),
+            (
+                1 - prob,
+                f"with mlm_prob={prob} {rate:.1%} of the tokens are selected, about 1 − mlm_prob: the "
+                "comparison is inverted. Select a token when its uniform draw is *below* mlm_prob "
+                f"({MLM_RULE}).",
+            ),
+            (
+                0.15,
+                f"with mlm_prob={prob} the selection rate is still {rate:.1%}: the rate is hard-coded to "
+                f"0.15 instead of taking the mlm_prob argument ({MLM_RULE}).",
+            ),
+        ]
+        for value, message in mistakes:
+            if near(rate, value, n) and not near(rate, prob, n):
+                raise GradingFailure(message)
         within(
             rate,
             prob,
-            int(eligible.sum()),
+            n,
             f"selection rate among non-special tokens with mlm_prob={prob}",
             "select each non-special token independently with probability mlm_prob (use the argument).",
         )
+
+
+@pytest.mark.points(2)
+def test_mlm_prob_0_and_1(student, gen):
+    """mlm_prob=0 selects and changes nothing (no "at least one" rule); mlm_prob=1 selects every non-special token"""
+    ids = corpus(gen, 6, 40, 100)
+    special = torch.isin(ids, torch.tensor(SPECIALS))
+    seed = int(torch.randint(2**31, (1,), generator=gen))
+    kwargs = dict(vocab_size=100, mask_id=MASK, special_ids=SPECIALS)
+    inputs, labels = student.mask_tokens(
+        ids, mlm_prob=0.0, generator=torch.Generator().manual_seed(seed), **kwargs
+    )
+    per_row = (labels != -100).sum(-1)
+    if bool((per_row == 1).all()):
+        raise GradingFailure(
+            "with mlm_prob=0 every sequence still has exactly one selected token: there is no 'at least one "
+            "token per sequence' rule. Each token is selected independently, so mlm_prob=0 selects nothing "
+            f"(and a rate of 0.15 gives some sequences no target at all) ({MLM_RULE})."
+        )
+    check_equal(
+        labels,
+        torch.full_like(ids, -100),
+        what="labels with mlm_prob=0",
+        hint=f"mlm_prob=0 selects nothing: every label is -100 ({MLM_RULE}).",
+    )
+    check_equal(inputs, ids, what="inputs with mlm_prob=0", hint="with nothing selected, nothing may change.")
+    inputs, labels = student.mask_tokens(
+        ids, mlm_prob=1.0, generator=torch.Generator().manual_seed(seed), **kwargs
+    )
+    check_equal(
+        labels,
+        ids.masked_fill(special, -100),
+        what="labels with mlm_prob=1",
+        hint=f"mlm_prob=1 selects every non-special token and never a special one ({MLM_RULE}).",
+    )
+    check_equal(inputs[special], ids[special], what="inputs at special tokens with mlm_prob=1")
+
+
+@pytest.mark.points(1)
+def test_mask_tokens_any_shape(student, gen):
+    """mask_tokens works on any shape and keeps the dtype: a 1-D int32 sequence with no special ids"""
+    T = 30
+    ids = torch.randint(4, 50, (T,), generator=gen, dtype=torch.int32)
+    try:
+        inputs, labels = student.mask_tokens(
+            ids,
+            vocab_size=50,
+            mask_id=MASK,
+            special_ids=(),
+            mlm_prob=1.0,
+            generator=torch.Generator().manual_seed(0),
+        )
+    except SubmissionError as exc:
+        raise raised(
+            f"mask_tokens on a 1-D int32 input of {T} ids with special_ids=()",
+            exc,
+            "it must work for any shape (the docstring promises it): draw with input_ids.shape instead of "
+            "unpacking (B, T).",
+        ) from None
+    check_equal(
+        tuple(inputs.shape), (T,), what="shape of the masked inputs for a (30,) input (any shape works)"
+    )
+    check_equal(tuple(labels.shape), (T,), what="shape of the labels for a (30,) input (any shape works)")
+    check_equal(
+        inputs.dtype,
+        torch.int32,
+        what="dtype of the masked inputs for int32 ids",
+        hint="keep input_ids.dtype.",
+    )
+    check_equal(
+        labels.dtype, torch.int32, what="dtype of the labels for int32 ids", hint="keep input_ids.dtype."
+    )
+    check_equal(
+        labels,
+        ids,
+        what="labels with mlm_prob=1 and no special ids",
+        hint="with special_ids=() every token is eligible; mlm_prob=1 selects them all.",
+    )
 
 
 @pytest.mark.points(3)
@@ -104,10 +244,31 @@ def test_80_10_10(student, gen):
     is_mask = got == MASK
     same = got == orig
     frac_mask = float(is_mask.float().mean())
+    frac_same = float(same.float().mean())
+    frac_random = float((~is_mask & ~same).float().mean())
     if frac_mask > 0.97:
         raise GradingFailure(
             "every selected token became [MASK]: BERT replaces 80% with [MASK], 10% with a random token "
-            "and leaves 10% unchanged, so the model cannot assume the visible tokens are right."
+            "and leaves 10% unchanged, so the model cannot assume the visible tokens are right "
+            f"({MLM_RULE})."
+        )
+    if frac_same < 0.005 and near(frac_mask, 0.9, n):
+        raise GradingFailure(
+            f"none of the selected tokens stayed unchanged ({frac_mask:.1%} became [MASK], {frac_random:.1%} a "
+            "random token): 10% of the selected tokens keep their own id (and their label), so the model "
+            f"cannot assume that a visible token is right ({MLM_RULE})."
+        )
+    if frac_random < 0.005 and near(frac_same, 0.2, n):
+        raise GradingFailure(
+            f"there is no random replacement: {frac_mask:.1%} of the selected tokens became [MASK] and "
+            f"{frac_same:.1%} stayed unchanged. Of the 20% that do not become [MASK], half become a uniformly "
+            f"random token ({MLM_RULE})."
+        )
+    if near(frac_random, 0.02, n) and near(frac_same, 0.18, n):
+        raise GradingFailure(
+            f"only {frac_random:.1%} of the selected tokens became a random token ({frac_same:.1%} unchanged): "
+            "you drew the random share as 10% of the remaining 20% (2% of all). The 10% / 10% are shares of "
+            f"all selected tokens: half of the non-[MASK] ones become random ({MLM_RULE})."
         )
     # A random replacement can draw [MASK] or the original id by chance (probability 1/V each).
     within(
@@ -118,14 +279,14 @@ def test_80_10_10(student, gen):
         "draw u ~ U(0, 1): [MASK] when u < 0.8.",
     )
     within(
-        float(same.float().mean()),
+        frac_same,
         0.1 + 0.1 / V,
         n,
         "share of selected tokens left unchanged",
         "10% of the selected tokens keep their id (but still get a label).",
     )
     within(
-        float((~is_mask & ~same).float().mean()),
+        frac_random,
         0.1 * (1 - 2 / V),
         n,
         "share of selected tokens replaced by a random token",
@@ -141,10 +302,16 @@ def test_special_tokens_never_selected(student, gen):
     bad = int((labels[special] != -100).sum())
     check(
         bad == 0,
-        f"{bad} special tokens ([CLS]/[SEP]/[PAD]) were selected for prediction.",
+        f"{bad} special tokens ([CLS]/[SEP]/[PAD]) were selected for prediction: special tokens are never "
+        f"selected ({MLM_RULE}).",
         "exclude every id in special_ids from the selection (torch.isin).",
     )
-    check_equal(inputs[special], ids[special], what="inputs at special-token positions")
+    check_equal(
+        inputs[special],
+        ids[special],
+        what="inputs at special-token positions",
+        hint=f"special tokens are never masked or replaced ({MLM_RULE}).",
+    )
 
 
 @pytest.mark.points(2)
@@ -153,16 +320,30 @@ def test_labels_and_untouched_inputs(student, gen):
     ids, inputs, labels = masked_sample(student, gen)
     check_equal(labels.dtype, ids.dtype, what="labels dtype")
     check_equal(inputs.dtype, ids.dtype, what="inputs dtype")
+    if not bool((labels == -100).any()):
+        if float((labels == 0).float().mean()) > 0.5:
+            raise GradingFailure(
+                "the positions that were not selected are labelled 0 instead of -100: the loss would train "
+                "them to predict token 0. Label them -100, the ignore_index of the cross-entropy "
+                f"({MLM_RULE})."
+            )
+        raise GradingFailure(
+            f"no label is -100: positions that were not selected must be labelled -100 ({MLM_RULE})."
+        )
     selected = labels != -100
-    check(
-        bool(selected.any()) and not bool(selected.all()),
-        "labels must be -100 at the positions that were not selected (and the original id elsewhere).",
-    )
+    check(bool(selected.any()), "every label is -100: nothing was selected at mlm_prob=0.15.")
     check_equal(
         labels[selected],
         ids[selected],
         what="labels at selected positions",
         hint="the label is the *original* token, not the [MASK] or random one that replaced it.",
+        diagnose=[
+            (
+                inputs[selected],
+                "the labels hold the corrupted input ([MASK] or the random id) instead of the original "
+                f"token: take the labels from input_ids before corrupting it ({MLM_RULE}).",
+            )
+        ],
     )
     check_equal(
         inputs[~selected],
@@ -174,7 +355,7 @@ def test_labels_and_untouched_inputs(student, gen):
 
 @pytest.mark.points(1)
 def test_random_tokens_cover_the_vocabulary(student, gen):
-    """Random replacements are drawn uniformly from the whole vocabulary"""
+    """Random replacements are drawn uniformly from the whole vocabulary, 0 … vocab_size − 1"""
     V = 40
     ids = corpus(gen, 400, 200, V, low=10, high=14)  # ordinary ids from a narrow band only
     seed = int(torch.randint(2**31, (1,), generator=gen))
@@ -191,11 +372,26 @@ def test_random_tokens_cover_the_vocabulary(student, gen):
         bool(((replaced >= 0) & (replaced < V)).all()),
         "a random replacement fell outside 0 … vocab_size − 1.",
     )
-    distinct = replaced.unique().numel()
+    drawn = set(replaced.unique().tolist())
+    if drawn <= set(ids.unique().tolist()):
+        raise GradingFailure(
+            f"random replacements used only {len(drawn)} different ids, all taken from the batch's own tokens: "
+            "draw them uniformly from the whole vocabulary, torch.randint(vocab_size, …) "
+            f"({MLM_RULE})."
+        )
+    # About 900 replacements over 39 ids (never [MASK], which the filter above removes): each id
+    # is drawn about 20 times, so a missing one is a rule, not chance (probability < 1e-6).
+    missing = sorted(set(range(V)) - {MASK} - drawn)
+    if missing == [V - 1]:
+        raise GradingFailure(
+            f"random replacements never drew the last id, vocab_size − 1 = {V - 1}: torch.randint(high, …) "
+            "already excludes high, so pass vocab_size itself: the ids are 0 … vocab_size − 1 "
+            f"({MLM_RULE})."
+        )
     check(
-        distinct >= V - 2,
-        f"random replacements used only {distinct} different ids of a vocabulary of {V}.",
-        "draw them uniformly from 0 … vocab_size − 1 (torch.randint(vocab_size, …)), not from the batch.",
+        not missing,
+        f"random replacements never drew the ids {missing[:6]} of a vocabulary of {V}.",
+        "draw them uniformly from 0 … vocab_size − 1 (torch.randint(vocab_size, …)).",
     )
 
 
@@ -208,7 +404,10 @@ def test_reproducible_and_not_in_place(submission, student, gen):
     a = student.mask_tokens(ids, generator=torch.Generator().manual_seed(seed), **kwargs)
     b = student.mask_tokens(ids, generator=torch.Generator().manual_seed(seed), **kwargs)
     c = student.mask_tokens(ids, generator=torch.Generator().manual_seed(seed + 1), **kwargs)
-    hint = "pass `generator=generator` to every random call (torch.rand, torch.randint, torch.bernoulli)."
+    hint = (
+        "a random draw ignores the seeded generator: pass `generator=generator` to every random call "
+        "(torch.rand, torch.randint, torch.bernoulli)."
+    )
     check_equal(a[0], b[0], what="masked inputs from two identically seeded generators", hint=hint)
     check_equal(a[1], b[1], what="labels from two identically seeded generators", hint=hint)
     check(
@@ -225,13 +424,14 @@ def test_reproducible_and_not_in_place(submission, student, gen):
         after,
         ids,
         what="input_ids after calling mask_tokens on it",
-        hint="work on a copy (input_ids.clone()): the caller may reuse its batch.",
+        hint="mask_tokens changed the caller's input_ids in place: work on a copy (input_ids.clone()), "
+        "the caller may reuse its batch.",
     )
 
 
 # --------------------------------------------------------------------------- loss and pooling
 @pytest.mark.points(2)
-def test_mlm_loss_only_selected_positions(submission, gen):
+def test_mlm_loss_only_selected_positions(submission, student, gen):
     """mlm_loss is the mean cross-entropy over labelled positions; -100 positions get no gradient"""
     B, T, V = 3, 9, 11
     logits = randn(gen, B, T, V, scale=2.0)
@@ -244,6 +444,8 @@ def test_mlm_loss_only_selected_positions(submission, gen):
     ref = F.cross_entropy(expected[keep], labels[keep])
     ref.backward()
     per_token = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), reduction="none")
+    tiny_logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0]]])
+    tiny_labels = torch.tensor([[-100, 0]])
     check_close(
         loss,
         ref.detach(),
@@ -252,13 +454,20 @@ def test_mlm_loss_only_selected_positions(submission, gen):
         diagnose=[
             (
                 per_token.sum() / (B * T),
-                "the sum over labelled positions is divided by *every* position: divide by the labelled count.",
+                "the sum over labelled positions is divided by every position, labelled or not: divide by "
+                f"the number of labelled positions ({MLM_RULE}).",
             ),
             (
                 F.cross_entropy(logits.reshape(-1, V), labels.clamp(min=0).reshape(-1)),
-                "unlabelled positions (-100) are scored too: the loss must ignore them.",
+                "positions labelled -100 are scored too (as if their label were token 0): the loss must "
+                f"skip them ({MLM_RULE}).",
             ),
         ],
+        example=Example(
+            "logits = [[[0., 0.], [2., 0.]]], labels = [[-100, 0]] (only position 1 counts: ln(1 + e^-2))",
+            F.cross_entropy(tiny_logits[0, 1:], tiny_labels[0, 1:]),
+            lambda: student.mlm_loss(tiny_logits, tiny_labels),
+        ),
     )
     check(grad is not None, "no gradient reached the logits.")
     check_close(
@@ -267,33 +476,55 @@ def test_mlm_loss_only_selected_positions(submission, gen):
 
 
 @pytest.mark.points(1)
-def test_mlm_loss_with_nothing_selected(student, gen):
-    """mlm_loss is 0, not NaN, when no position is labelled"""
+def test_mlm_loss_with_nothing_selected(submission, gen):
+    """mlm_loss is 0, not NaN, and still differentiable when no position is labelled"""
     logits = randn(gen, 2, 5, 7)
-    loss = student.mlm_loss(logits, torch.full((2, 5), -100))
+    loss, grad, error = submission.run(
+        mlm_loss_backward, submission.module(), logits, torch.full((2, 5), -100)
+    )
     check(isinstance(loss, torch.Tensor), "mlm_loss must return a tensor.")
     check(
         bool(torch.isfinite(loss).all()),
-        "mlm_loss with every label -100 returned NaN or inf.",
-        "0/0: return 0.0 when nothing is labelled.",
+        f"mlm_loss with every label -100 returned NaN or inf: 0 labelled positions give 0/0 ({MLM_RULE}).",
+        "return 0.0 when nothing is labelled.",
     )
     check_close(loss.reshape(()), torch.tensor(0.0), what="mlm_loss with no labelled position")
+    check(
+        not error and grad is not None,
+        "mlm_loss with no labelled position returned a 0 that is not differentiable: backward() "
+        f"{'failed (' + error + ')' if error else 'sent no gradient to the logits'}. Return a zero still "
+        "connected to the logits (logits.sum() * 0.0), so a training step on such a batch runs.",
+    )
+    check_close(grad, torch.zeros_like(logits), what="gradient of mlm_loss with no labelled position")
 
 
 @pytest.mark.points(1)
 def test_cls_pool(student, gen):
-    """cls_pool returns the hidden state of the first ([CLS]) position"""
-    hidden = randn(gen, 4, 7, 6)
-    check_close(
-        student.cls_pool(hidden),
-        hidden[:, 0],
-        what="cls_pool of (4, 7, 6) hidden states",
-        hint="BERT's sequence representation is the output at position 0, where [CLS] sits.",
-        diagnose=[
-            (hidden[:, -1], "you pooled the *last* token; [CLS] is the first."),
-            (hidden.mean(1), "you mean-pooled; cls_pool takes position 0 only."),
-        ],
-    )
+    """cls_pool returns the hidden state of the first ([CLS]) position, (B, d) also for B = 1, T = 1"""
+    for shape in ((4, 7, 6), (1, 1, 5)):
+        hidden = randn(gen, *shape)
+        got = student.cls_pool(hidden)
+        if isinstance(got, torch.Tensor) and got.dim() == 1 and shape[0] == 1:
+            raise GradingFailure(
+                f"cls_pool of {shape} hidden states has shape {tuple(got.shape)}, expected "
+                f"({shape[0]}, {shape[2]}): a squeeze dropped the batch axis of a batch of one. Index "
+                "hidden[:, 0] instead of squeezing."
+            )
+        check_close(
+            got,
+            hidden[:, 0],
+            what=f"cls_pool of {shape} hidden states",
+            hint="BERT's sequence representation is the output at position 0, where [CLS] sits.",
+            diagnose=[
+                (hidden[:, -1], "you pooled the *last* token; [CLS] is the first (position 0)."),
+                (hidden.mean(1), "you mean-pooled; cls_pool takes position 0 only."),
+            ],
+            example=Example(
+                "hidden = [[[1., 2.], [3., 4.]]] (B=1, T=2, d=2)",
+                torch.tensor([[1.0, 2.0]]),
+                lambda: student.cls_pool(torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])),
+            ),
+        )
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -326,14 +557,32 @@ def encoder_state(gen, model, V: int, d: int, L: int, max_len: int, ffn: int) ->
     return sd
 
 
-def oracle_encoder(sd: dict, ids: torch.Tensor, n_heads: int, L: int, attention_mask=None) -> torch.Tensor:
-    """The same encoder with ``nn.TransformerEncoderLayer`` (pre-LN, exact GELU) and F.layer_norm."""
+def oracle_encoder(
+    sd: dict,
+    ids: torch.Tensor,
+    n_heads: int,
+    L: int,
+    attention_mask=None,
+    *,
+    first_position: int | None = 0,
+    final_norm: bool = True,
+    causal: bool = False,
+) -> torch.Tensor:
+    """The same encoder with ``nn.TransformerEncoderLayer`` (pre-LN, exact GELU) and F.layer_norm.
+
+    The keyword arguments build classic mistakes for diagnoses: positions counted from
+    ``first_position`` (None: no position embedding), no final LayerNorm, a causal mask."""
     d = sd["tok_emb.weight"].size(1)
     B, T = ids.shape
     hidden_keys = None  # torch's convention: True = may *not* attend, one (T, T) mask per batch·head
     if attention_mask is not None:
         hidden_keys = (~attention_mask)[:, None, None, :].expand(B, n_heads, T, T).reshape(B * n_heads, T, T)
-    x = sd["tok_emb.weight"][ids] + sd["pos_emb.weight"][:T]
+    if causal:
+        future = torch.ones(T, T, dtype=torch.bool).triu(1).expand(B * n_heads, T, T)
+        hidden_keys = future if hidden_keys is None else hidden_keys | future
+    x = sd["tok_emb.weight"][ids]
+    if first_position is not None:
+        x = x + sd["pos_emb.weight"][first_position : first_position + T]
     for i in range(L):
         p = f"blocks.{i}."
         layer = nn.TransformerEncoderLayer(
@@ -361,7 +610,38 @@ def oracle_encoder(sd: dict, ids: torch.Tensor, n_heads: int, L: int, attention_
         layer.train()  # the readable path (the fused inference path treats padding differently)
         with torch.no_grad():
             x = layer(x, src_mask=hidden_keys)
-    return F.layer_norm(x, (d,), sd["ln_f.weight"], sd["ln_f.bias"], eps=1e-5)
+    return F.layer_norm(x, (d,), sd["ln_f.weight"], sd["ln_f.bias"], eps=1e-5) if final_norm else x
+
+
+def encoder_mistakes(sd: dict, ids: torch.Tensor, n_heads: int, L: int, max_len: int) -> list:
+    """Outputs of the classic encoder mistakes on ``ids``, each with what it means."""
+    T = ids.size(1)
+    mistakes = [
+        (
+            oracle_encoder(sd, ids, n_heads, L, first_position=None),
+            "your output is that of an encoder without position embeddings: add pos_emb(positions), the "
+            "learned positions 0 … T − 1, to the token embeddings.",
+        ),
+        (
+            oracle_encoder(sd, ids, n_heads, L, final_norm=False),
+            "your output is that of the encoder without its final LayerNorm: pre-LN blocks leave the residual "
+            "stream unnormalised, so the stack ends with ln_f.",
+        ),
+        (
+            oracle_encoder(sd, ids, n_heads, L, causal=True),
+            "your output is that of a causal encoder: an encoder is bidirectional, every token attends to "
+            f"both sides (no causal mask) ({MASK_RULE}).",
+        ),
+    ]
+    if T < max_len:
+        mistakes.append(
+            (
+                oracle_encoder(sd, ids, n_heads, L, first_position=1),
+                "your positions start at 1: the first token is position 0 (torch.arange(T)), so a sequence "
+                "of max_len tokens uses every row of the table.",
+            )
+        )
+    return mistakes
 
 
 def built_encoder(student, gen, V=23, d=16, L=2, h=4, max_len=12):
@@ -385,8 +665,36 @@ def test_encoder_matches_torch_encoder_layers(student, gen):
         what="Encoder(23, 16, 2, 4, 12) output on (3, 10) ids",
         atol=1e-4,
         rtol=1e-4,
-        hint="token embedding + learned position, pre-LN blocks without a causal mask, then ln_f.",
+        hint="token embedding + learned position, pre-LN blocks without a causal mask, then the last norm.",
+        diagnose=lambda: encoder_mistakes(sd, ids, 4, 2, 12),
     )
+
+
+@pytest.mark.points(1)
+def test_encoder_first_and_last_position(student, gen):
+    """The encoder takes a sequence of one token and one of exactly max_len tokens (positions 0 … max_len − 1)"""
+    max_len = 12
+    model, sd = built_encoder(student, gen, max_len=max_len)
+    for T in (1, max_len):
+        ids = torch.randint(23, (2, T), generator=gen)
+        try:
+            out = model(ids)
+        except SubmissionError as exc:
+            raise raised(
+                f"Encoder(23, 16, 2, 4, max_len={max_len}) on a (2, {T}) batch",
+                exc,
+                "a sequence of one token, or of exactly max_len tokens, is valid: its positions 0 … T − 1 all "
+                "have a row in the position table (is a length check or a position off by one?).",
+            ) from None
+        check_close(
+            out,
+            oracle_encoder(sd, ids, 4, 2),
+            what=f"Encoder(23, 16, 2, 4, max_len={max_len}) output on a (2, {T}) batch",
+            atol=1e-4,
+            rtol=1e-4,
+            hint="positions 0 … T − 1; T = max_len uses every row of the position table.",
+            diagnose=lambda ids=ids: encoder_mistakes(sd, ids, 4, 2, max_len),
+        )
 
 
 @pytest.mark.points(2)
@@ -404,6 +712,32 @@ def test_encoder_is_bidirectional(student, gen):
     )
 
 
+def padding_mistake(model, sd: dict, ids: torch.Tensor, real: torch.Tensor, got: torch.Tensor) -> list[str]:
+    """Which classic padding-mask mistake ``got`` (the outputs for ``(ids, real)``) shows, probing
+    the model once or twice: [what it means], or []."""
+    if matches(got, model(ids), atol=1e-6):
+        return [
+            "attention_mask is ignored: the outputs equal those without a mask, so real tokens attend to "
+            f"the padding. Pass it to every block as mask[:, None, None, :] ({MASK_RULE})."
+        ]
+    expected = oracle_encoder(sd, ids, 4, 2, real)
+    if matches(model(ids, ~real)[real], expected[real], atol=1e-4, rtol=1e-4):
+        return [
+            "the mask's meaning is inverted: your encoder lets real tokens attend only to the padding. "
+            f"attention_mask is True at real tokens, and True means *may attend* ({MASK_RULE})."
+        ]
+    # Hiding padded *queries* leaves each padded position attending to nothing, so its output no
+    # longer depends on the real tokens (in a correct encoder a padded query still reads them).
+    shifted = torch.where(real, (ids - 4 + 1) % 19 + 4, ids)
+    if matches(model(shifted, real)[~real], got[~real], atol=1e-6):
+        return [
+            "the mask hides padded queries instead of padded keys: real tokens still attend to the "
+            "padding. Padding is hidden on the key axis, the last axis of the scores: "
+            f"mask[:, None, None, :] ({MASK_RULE})."
+        ]
+    return []
+
+
 @pytest.mark.points(3)
 def test_padding_does_not_leak(student, gen):
     """Outputs at real tokens ignore the padding (its ids) and equal the unpadded sequence's"""
@@ -414,6 +748,15 @@ def test_padding_does_not_leak(student, gen):
     real = torch.arange(T)[None, :] < lengths[:, None]  # (B, T) True at real tokens
     other = torch.where(real, ids, torch.randint(4, 23, (B, T), generator=gen))
     a, b = model(ids, real), model(other, real)
+    check_close(
+        a[real],
+        oracle_encoder(sd, ids, 4, 2, real)[real],
+        what="outputs at real tokens of a padded batch vs nn.TransformerEncoderLayer with a key padding mask",
+        atol=1e-4,
+        rtol=1e-4,
+        hint="attention_mask (B, T) is True at real tokens; hide padded *keys*: mask[:, None, None, :].",
+        diagnose=lambda: [(a[real], m) for m in padding_mistake(model, sd, ids, real, a)],
+    )
     check_close(
         b[real],
         a[real],
@@ -432,13 +775,6 @@ def test_padding_does_not_leak(student, gen):
             rtol=1e-5,
             hint="a padded batch must give each sequence the result it gets alone.",
         )
-    check_close(
-        a[real],
-        oracle_encoder(sd, ids, 4, 2, real)[real],
-        what="padded-batch outputs vs nn.TransformerEncoderLayer with src_key_padding_mask",
-        atol=1e-4,
-        rtol=1e-4,
-    )
 
 
 # --------------------------------------------------------------------------- the MLM model
@@ -456,17 +792,34 @@ def test_mlm_head_is_tied(submission, gen):
     )
     check(
         len({ptr for _, ptr in vd}) == 1,
-        "lm_head.weight and encoder.tok_emb.weight are different tensors: tie them "
-        "(self.lm_head.weight = self.encoder.tok_emb.weight), so they share storage.",
+        "the MLM head is not tied: lm_head.weight and encoder.tok_emb.weight are different tensors. Tie "
+        "them (self.lm_head.weight = self.encoder.tok_emb.weight): one Parameter, two names.",
+    )
+    tie = submission.run(head_tie, model)
+    check(
+        tie["same_object"],
+        "lm_head.weight shares storage with encoder.tok_emb.weight but is a different Parameter object "
+        "(nn.Parameter(...) around the embedding makes a new one): each gets its own gradient and optimiser "
+        "state, so the two uses are not trained as one tensor. Assign the Parameter itself: "
+        "self.lm_head.weight = self.encoder.tok_emb.weight.",
     )
     distinct = {ptr: math.prod(shape) for _, shape, ptr in layout}
     # embeddings (V·d + 8·d), one block (attention 4d² + 4d, FFN 8d² + 5d, two norms 4d), ln_f 2d
     encoder_params = V * d + 8 * d + (4 * d * d + 4 * d) + (8 * d * d + 5 * d) + 4 * d + 2 * d
+    right = encoder_params + (d * d + d) + 2 * d + V
     check_equal(
         sum(distinct.values()),
-        encoder_params + (d * d + d) + 2 * d + V,
+        right,
         what=f"number of distinct parameters of MaskedLM({V}, {d}, 1, 2, 8)",
         hint="encoder + transform (Linear(d, d), GELU, LayerNorm(d)) + a (V,) bias; the (V, d) weight is shared.",
+        diagnose=[
+            (
+                right - V,
+                "lm_head has no bias: its weight is the shared embedding, but its (V,) bias is its own "
+                "(nn.Linear(d, V), bias included).",
+            ),
+            (right - d * d - 3 * d, "the head has no transform (Linear(d, d), GELU, LayerNorm(d))."),
+        ],
     )
 
 
@@ -503,6 +856,8 @@ def test_masked_lm_logits(student, gen):
     t = F.gelu(hidden @ sd["transform.0.weight"].T + sd["transform.0.bias"])
     t = F.layer_norm(t, (d,), sd["transform.2.weight"], sd["transform.2.bias"], eps=1e-5)
     expected = t @ enc_sd["tok_emb.weight"].T + sd["lm_head.bias"]
+    t_tanh = F.gelu(hidden @ sd["transform.0.weight"].T + sd["transform.0.bias"], approximate="tanh")
+    t_tanh = F.layer_norm(t_tanh, (d,), sd["transform.2.weight"], sd["transform.2.bias"], eps=1e-5)
     check_close(
         model(ids),
         expected,
@@ -510,6 +865,17 @@ def test_masked_lm_logits(student, gen):
         atol=1e-4,
         rtol=1e-4,
         hint="logits = lm_head(transform(encoder(ids))), the head's weight being the token embedding.",
+        diagnose=[
+            (
+                hidden @ enc_sd["tok_emb.weight"].T + sd["lm_head.bias"],
+                "the MLM head skips the transform: BERT's head is lm_head(LayerNorm(GELU(Linear(hidden)))).",
+            ),
+            (
+                t_tanh @ enc_sd["tok_emb.weight"].T + sd["lm_head.bias"],
+                "the transform uses the tanh approximation of GELU: the course's GELU is the exact (erf) one "
+                f"unless 'gelu_tanh' is asked for ({convention('Blocks')}).",
+            ),
+        ],
     )
 
 
