@@ -124,9 +124,12 @@ def schedule_values(module, steps: list[int], kwargs: dict) -> list:
 
 
 @single_threaded
-def clip_run(module, grads: list, max_norm: float, frozen: list[int]):
+def clip_run(module, grads: list, max_norm: float, frozen: list[int], container: str = "iter"):
     """Parameters whose .grad are ``grads`` (``None`` entries stay None; indices in ``frozen``
-    have requires_grad=False and no grad); returns (returned norm, grads after clipping)."""
+    have requires_grad=False and no grad); returns (returned norm, grads after clipping).
+
+    ``container``: how the parameters are handed over: ``"iter"`` a generator (as
+    ``model.parameters()`` is), ``"list"`` a list, ``"single"`` the first parameter alone."""
     params = []
     for i, g in enumerate(grads):
         p = nn.Parameter(
@@ -135,7 +138,8 @@ def clip_run(module, grads: list, max_norm: float, frozen: list[int]):
         if g is not None and i not in frozen:
             p.grad = g.clone()
         params.append(p)
-    norm = module.clip_grad_norm(iter(params), max_norm)  # a generator, as model.parameters() is
+    handed = {"iter": lambda: iter(params), "list": lambda: list(params), "single": lambda: params[0]}
+    norm = module.clip_grad_norm(handed[container](), max_norm)
     return norm, [None if p.grad is None else p.grad for p in params]
 
 
@@ -195,6 +199,37 @@ def adamw_trajectory(
     if check_state:
         out["state"] = _state_is_data(opt)
     return out
+
+
+@single_threaded
+def adamw_steps(module, p0: torch.Tensor, grads: list, kwargs: dict) -> torch.Tensor:
+    """One parameter ``p0`` stepped by the student's AdamW with the given gradients, one step
+    each: the parameter after every step, stacked (steps, *p0.shape). For worked examples."""
+    p = nn.Parameter(p0.clone())
+    opt = module.AdamW([p], **kwargs)
+    out = []
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        out.append(p.detach().clone())
+    return torch.stack(out)
+
+
+@single_threaded
+def adamw_unused_param(module, init: dict, x: torch.Tensor, y: torch.Tensor, steps: int, kwargs: dict):
+    """TinyMLP trained with the student's AdamW over its parameters plus ``spare``, a (3, 3)
+    parameter of ones that the loss never uses (its .grad stays None). Returns ``spare``
+    after ``steps`` steps."""
+    model = TinyMLP(x.size(1), 10, y.size(1))
+    model.load_state_dict(init)
+    spare = nn.Parameter(torch.ones(3, 3))
+    opt = module.AdamW([*model.parameters(), spare], **kwargs)
+    for _ in range(steps):
+        for q in model.parameters():
+            q.grad = None
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+    return {"spare": spare.detach().clone()}
 
 
 def _state_is_data(opt) -> tuple[bool, str]:
@@ -342,6 +377,25 @@ def _train(model, opt, data, pos, steps, B, T):
 
 def _optimizer(model):
     return PlainMomentum(model.parameters(), lr=0.05)
+
+
+@single_threaded
+def checkpoint_file(module, init: dict, data: torch.Tensor, steps: int, seed: int, B: int = 4, T: int = 6):
+    """A short run (``steps`` steps, so the optimizer has state) saved by the student's
+    save_checkpoint: the file's bytes and the model's parameters at save time."""
+    _reseed(seed)
+    model = TinyLM(dropout=0.2)
+    model.load_state_dict(init)
+    opt = _optimizer(model)
+    pos = _train(model, opt, data, 0, steps, B, T)
+    folder = tempfile.mkdtemp(prefix="w07-")
+    path = Path(folder) / "checkpoint.pt"
+    try:
+        module.save_checkpoint(path, model, opt, steps, data_pos=pos)
+        file = path.read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"file": file, "at_save": _flat_params(model)}
 
 
 @single_threaded

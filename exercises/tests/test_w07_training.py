@@ -26,6 +26,8 @@ def test_lr_schedule_on_paper(student):
     # With min_lr the cosine ends at min_lr: half-way it is (1 + 0.1) / 2.
     assert student.lr_schedule(60, min_lr=0.1, **kw) == pytest.approx(0.55, abs=1e-12)
     assert student.lr_schedule(500, min_lr=0.1, **kw) == pytest.approx(0.1, abs=1e-12)
+    # No warmup at all: the cosine starts at step 0 (and nothing divides by zero).
+    assert student.lr_schedule(0, max_lr=1.0, warmup_steps=0, total_steps=10) == pytest.approx(1.0, abs=1e-12)
 
 
 @pytest.mark.points(1)

@@ -5,6 +5,28 @@ with autograd, the seeded generators of torch / NumPy / Python, and an uninterru
 recomputed on this side. Inputs are drawn from the grading seed (`gen`).
 """
 
+# What this part holds the student to, and where each edge is tested (CONVENTIONS.md
+# § Optimisation, and the docstrings of solutions/w07_training.py):
+#
+# AdamW
+#   bias correction from t = 1 (the first step moves by about lr), decoupled decay applied
+#   to the weights and scaled by lr, eps outside the root, betas (0.9, 0.999) by default,
+#   torch's update over 200 steps; state_dict plain data ......... adamw_trajectory_defaults
+#   each group's own lr / weight_decay / betas, re-read at every step (a schedule) .. groups_and_schedule
+#   a parameter without a gradient is left alone (no decay, no state) .... skips_parameters_without_grad
+# param_groups
+#   decay exactly the trainable tensors with 2+ dims (a 3-D conv kernel too, a 0-dim gain
+#   not); frozen ones left out; a tied weight listed once ............. param_groups_decay_rule
+# train_step
+#   k micro-batches: each loss divided by k, gradients reset once after the step, the mean
+#   loss reported ............................................ accumulation_equals_one_big_batch
+#   clip the summed gradient, then set lr, then step; the pre-clip norm ... clips_and_sets_lr
+#   default loss; bf16 autocast on the CPU ............... default_loss_… / bf16_autocast_…
+# set_seed / checkpoints
+#   torch, NumPy and Python's random, each seeded with the seed itself .... set_seed_reproducible
+#   weights_only loading (no NumPy objects), model and optimizer state .. checkpoint_loads_…
+#   exact resume: model, optimizer, every RNG, the step counter, extras .. resume_reproduces_…
+
 from __future__ import annotations
 
 import io
@@ -17,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.adamw import adamw
 
-from autograder.checks import GradingFailure, check, check_close, check_equal
+from autograder.checks import Example, GradingFailure, check, check_close, check_equal, convention
 from autograder.drivers.common import one_thread
 from autograder.drivers.w07 import (
     GroupsModel,
@@ -26,15 +48,21 @@ from autograder.drivers.w07 import (
     _optimizer,
     _reseed,
     _train,
+    adamw_steps,
     adamw_trajectory,
+    adamw_unused_param,
+    checkpoint_file,
     lm_loss,
     param_group_names,
     resume_run,
     seeded_draws,
     train_step_run,
 )
+from autograder.isolation import SubmissionError
 
 pytestmark = pytest.mark.w07
+
+OPT = convention("Optimisation")
 
 
 @pytest.fixture(autouse=True)
@@ -92,21 +120,28 @@ def _reference_trajectory(init, x, y, steps, groups, defaults, lrs, snapshots, v
                             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
                         )  # fmt: skip
                     else:
-                        _wrong_adam_step(p, m, v, t, group, variant)
+                        _wrong_adam_step(p, m, v, t, group, variant, options)
         if t in snapshots:
             out[t] = torch.cat([p.detach().flatten() for p in model.parameters()])
     return out
 
 
-def _wrong_adam_step(p, m, v, t: int, group: dict, variant: str) -> None:
+def _wrong_adam_step(p, m, v, t: int, group: dict, variant: str, options: dict) -> None:
     lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-    b1, b2 = group["betas"]
+    b1, b2 = (0.9, 0.999) if variant == "default_betas" else group["betas"]
+    lr = options["lr"] if variant == "constructor_lr" else lr
+    wd = options["weight_decay"] if variant == "constructor_wd" else wd
     g = p.grad + wd * p if variant == "l2" else p.grad
-    m.mul_(b1).add_(g, alpha=1 - b1)
+    if variant == "m_weights_swapped":
+        m.mul_(1 - b1).add_(g, alpha=b1)
+    else:
+        m.mul_(b1).add_(g, alpha=1 - b1)
     v.mul_(b2).addcmul_(g, g, value=1 - b2)
     m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
     if variant == "no_bias_correction":
         m_hat, v_hat = m, v
+    if variant == "v_uncorrected":
+        v_hat = v
     denom = (v_hat + eps).sqrt() if variant == "eps_inside" else v_hat.sqrt() + eps
     decay = {"l2": 0.0, "wd_without_lr": wd}.get(variant, lr * wd)
     p.mul_(1 - decay).sub_(lr * m_hat / denom)
@@ -115,8 +150,13 @@ def _wrong_adam_step(p, m, v, t: int, group: dict, variant: str) -> None:
 ADAM_BUGS = {
     "l2": "weight decay was added to the gradient (Adam + L2): AdamW decays the weights directly, p ← p·(1 − lr·wd), outside the adaptive update.",
     "no_bias_correction": "the moments are not bias-corrected: divide m by 1 − β1^t and v by 1 − β2^t (t counts from 1).",
+    "v_uncorrected": "only the first moment is bias-corrected: the second moment v needs it too, v / (1 − β2^t) (sqrt(1 − β2^t) in the denominator); it matters most at step 1.",
     "eps_inside": "eps is added inside the square root: the denominator is sqrt(v̂) + eps.",
     "wd_without_lr": "the decay is not multiplied by the learning rate: p ← p·(1 − lr·wd).",
+    "m_weights_swapped": "the moving average of the gradient is weighted the wrong way round: m ← β1·m + (1 − β1)·g (β1 weighs the old average).",
+    "default_betas": "the betas passed to AdamW were not used (β1 = 0.9, β2 = 0.999 whatever was asked): read them from group['betas'].",
+    "constructor_lr": "the learning rate came from the constructor, not from each param group: read group['lr'] at every step (a group's own lr and a schedule change it).",
+    "constructor_wd": "the weight decay came from the constructor, not from each param group: read group['weight_decay'] at every step (a no-decay group has 0).",
 }
 
 # Tolerance, measured: an algebraically equal AdamW (bias-corrected m̂ / (sqrt(v̂) + eps),
@@ -124,33 +164,72 @@ ADAM_BUGS = {
 # lr 1e-3 (5 seeds); putting eps inside the square root drifts by at least 2.4e-4.
 ADAM_ATOL = 2e-5
 
+FIRST_STEP = (
+    "the bias corrections 1 − β1^t and 1 − β2^t are 0 when the step count t is 0: t counts the updates, "
+    f"so increment it before using it (t = 1 at the first step) ({OPT})."
+)
 
-def _check_trajectory(got, init, x, y, steps, groups, defaults, lrs, snapshots, what):
+
+def _run_adamw(submission, *args, **kwargs):
+    """The AdamW driver; a division by zero in the student's step is named (t started at 0)."""
+    try:
+        return submission.run(adamw_trajectory, submission.module(), *args, **kwargs)
+    except SubmissionError as exc:
+        if exc.exc_type == "ZeroDivisionError":
+            raise GradingFailure(f"AdamW divided by zero at its first step: {FIRST_STEP}") from None
+        raise
+
+
+def _adam_example(submission) -> Example:
+    """Two steps on p = [1, -1] with the same gradient [0.5, -2]: lr 0.1, wd 0.1, so each step
+    decays p by 1% and then moves it by about lr against the gradient's sign."""
+    p0, g = torch.tensor([1.0, -1.0]), torch.tensor([0.5, -2.0])
+    expected = []
+    p, m, v, step = p0.clone(), torch.zeros(2), torch.zeros(2), torch.tensor(0.0)
+    for _ in range(2):
+        adamw(
+            [p], [g], [m], [v], [], [step], foreach=False, amsgrad=False, beta1=0.9, beta2=0.999,
+            lr=0.1, weight_decay=0.1, eps=1e-8, maximize=False,
+        )  # fmt: skip
+        expected.append(p.clone())
+    return Example(
+        "p = [1., -1.], the same gradient [0.5, -2.] twice, AdamW([p], lr=0.1, weight_decay=0.1): p after each step",
+        torch.stack(expected),
+        lambda: submission.run(
+            adamw_steps, submission.module(), p0, [g, g], {"lr": 0.1, "weight_decay": 0.1}
+        ),
+    )
+
+
+def _check_trajectory(got, init, x, y, steps, groups, defaults, lrs, snapshots, what, submission):
     check(isinstance(got, dict) and set(got) == set(snapshots), f"{what}: the training run did not complete.")
     expected = _reference_trajectory(init, x, y, steps, groups, defaults, lrs, snapshots)
-    failure = None
     for t in snapshots:
-        try:
-            check_close(
-                got[t],
-                expected[t],
-                what=f"{what}: parameters after step {t}",
-                atol=ADAM_ATOL,
-                rtol=1e-5,
-                hint="step t: p·(1−lr·wd); m, v moving averages; p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps).",
+        if t == snapshots[0] and not bool(torch.isfinite(got[t]).all()):
+            raise GradingFailure(
+                f"{what}: after step {t} some parameters are NaN or inf. A likely cause: {FIRST_STEP}"
             )
-        except GradingFailure as exc:
-            failure = (t, exc)
-            break
-    if failure is None:
-        return
-    t, exc = failure
-    # Name the mistake when a known wrong Adam explains the trajectory (computed only on failure).
-    for variant, text in ADAM_BUGS.items():
-        wrong = _reference_trajectory(init, x, y, t, groups, defaults, lrs, [t], variant)[t]
-        if torch.allclose(got[t], wrong, atol=ADAM_ATOL, rtol=1e-5):
-            raise GradingFailure(f"{what}: {text}")
-    raise exc
+
+        def variants(t=t):
+            # Name the mistake when a known wrong Adam explains the trajectory (only on failure).
+            return [
+                (
+                    _reference_trajectory(init, x, y, t, groups, defaults, lrs, [t], variant)[t],
+                    f"{text} ({OPT})",
+                )
+                for variant, text in ADAM_BUGS.items()
+            ]
+
+        check_close(
+            got[t],
+            expected[t],
+            what=f"{what}: parameters after step {t}",
+            atol=ADAM_ATOL,
+            rtol=1e-5,
+            hint="step t: p·(1−lr·wd); m, v moving averages; p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps).",
+            diagnose=variants,
+            example=_adam_example(submission),
+        )
 
 
 @pytest.mark.points(4)
@@ -158,11 +237,11 @@ def test_adamw_trajectory_defaults(submission, gen):
     """AdamW with its defaults follows torch.optim.AdamW for 200 steps; its state_dict is plain data"""
     x, y, init = _regression(gen)
     snapshots = [1, 2, 10, 200]
-    got = submission.run(
-        adamw_trajectory, submission.module(), init, x, y, 200, None, {}, None, snapshots, check_state=True
-    )
+    got = _run_adamw(submission, init, x, y, 200, None, {}, None, snapshots, check_state=True)
     ok, message = got.pop("state", (False, "the run did not finish"))
-    _check_trajectory(got, init, x, y, 200, None, {}, None, snapshots, "AdamW(model.parameters())")
+    _check_trajectory(
+        got, init, x, y, 200, None, {}, None, snapshots, "AdamW(model.parameters())", submission
+    )
     check(
         ok,
         f"AdamW's state_dict could not be saved and read back with weights_only=True ({message}).",
@@ -183,11 +262,30 @@ def test_adamw_groups_and_schedule(submission, gen):
     lrs = [1e-3 * min(1.0, (t + 1) / 20) * (0.5 + 0.5 * math.cos(math.pi * t / steps)) for t in range(steps)]
     snapshots = [1, 20, steps]
     for schedule in (None, lrs):
-        got = submission.run(
-            adamw_trajectory, submission.module(), init, x, y, steps, groups, defaults, schedule, snapshots
-        )
+        got = _run_adamw(submission, init, x, y, steps, groups, defaults, schedule, snapshots)
         label = "AdamW with two param groups" + (" and an lr schedule" if schedule else "")
-        _check_trajectory(got, init, x, y, steps, groups, defaults, schedule, snapshots, label)
+        _check_trajectory(got, init, x, y, steps, groups, defaults, schedule, snapshots, label, submission)
+
+
+@pytest.mark.points(1)
+def test_adamw_skips_parameters_without_grad(submission, gen):
+    """A parameter whose .grad is None is left alone by AdamW: no decay, no update"""
+    x, y, init = _regression(gen, 8)
+    lr, wd, steps = 1e-2, 0.1, 3
+    out = submission.run(
+        adamw_unused_param, submission.module(), init, x, y, steps, {"lr": lr, "weight_decay": wd}
+    )
+    spare = out["spare"]
+    if torch.allclose(spare, torch.full((3, 3), (1 - lr * wd) ** steps), atol=1e-7, rtol=0):
+        raise GradingFailure(
+            "a parameter that received no gradient (.grad is None) was decayed: skip such a parameter "
+            f"entirely, weight decay included, as torch.optim.AdamW does ({OPT})."
+        )
+    check(
+        torch.equal(spare, torch.ones(3, 3)),
+        f"a parameter that received no gradient (.grad is None) changed during {steps} AdamW steps: "
+        f"skip it entirely, as torch.optim.AdamW does ({OPT}).",
+    )
 
 
 # --------------------------------------------------------------------------- param_groups
@@ -219,16 +317,25 @@ def test_param_groups_decay_rule(submission, gen):
     )
     check(
         len(listed) == len(set(listed)),
-        "a parameter appears twice (a tied embedding/head weight?): model.parameters() lists shared tensors once.",
+        "a parameter appears twice (a tied embedding/head weight, shared by two modules): an optimizer must "
+        "see each tensor once, and model.parameters() lists shared tensors once.",
     )
     decayed_plain = sorted(set(decay) & want_plain)
     check(
         not decayed_plain,
-        f"{decayed_plain} are decayed: biases, norm gains and other 0/1-dim tensors must get weight_decay 0.",
+        f"{decayed_plain} are decayed: biases, norm gains and other 0/1-dim tensors must get weight_decay 0 "
+        f"({OPT}).",
+    )
+    missing = sorted(want_decay - set(decay))
+    dims = {n: p.dim() for n, p in trainable.items()}
+    check(
+        not missing or not all(dims[n] > 2 for n in missing),
+        f"{missing} (more than 2 dims) are not decayed: the rule is p.dim() >= 2, so a conv kernel decays "
+        f"too, not p.dim() == 2 ({OPT}).",
     )
     check(
         set(decay) == want_decay,
-        f"the decayed parameters are {sorted(decay)}; expected every trainable tensor of 2+ dims.",
+        f"the decayed parameters are {sorted(decay)}; expected every trainable tensor of 2+ dims ({OPT}).",
         "decide by p.dim() >= 2, not by module type: embeddings and conv weights decay too.",
     )
     check(
@@ -271,6 +378,7 @@ def test_accumulation_equals_one_big_batch(submission, gen):
     lr = 0.5
     out = submission.run(train_step_run, submission.module(), init, [micro, micro2], sgd_lr=lr, options={})
     loss, grads = _big_batch_grads(init, x, y)
+    last_loss, last_grads = _big_batch_grads(init, *micro[-1])
     after1 = {n: init[n] - lr * grads[n] for n in init}
     got_loss, _ = _result(out["results"][0], "train_step")
     for name, expected in after1.items():
@@ -284,16 +392,34 @@ def test_accumulation_equals_one_big_batch(submission, gen):
             diagnose=[
                 (
                     init[name] - 4 * lr * grads[name],
-                    "the gradient is 4× too large: divide each micro-batch loss by the number of micro-batches.",
+                    "the gradient is 4× too large: divide each micro-batch loss by the number of micro-batches "
+                    f"before backward(), so that the summed gradient is the mean's ({OPT}).",
                 ),
                 (
                     init[name] - lr * grads[name] / 4,
-                    "the gradient is 4× too small: the loss was divided twice.",
+                    f"the gradient is 4× too small: the loss was divided twice ({OPT}).",
                 ),
-                (init[name] - lr * grads[name] * 4 / 4, "only one micro-batch was used."),
+                (
+                    init[name] - lr * last_grads[name] / 4,
+                    "only the last micro-batch's gradient reached the step: the gradients were reset inside the "
+                    f"accumulation loop. Zero them once per step, after optimizer.step() ({OPT}).",
+                ),
             ],
         )
-    check_close(got_loss, loss, what="the returned loss (mean over micro-batches)", atol=1e-5, rtol=1e-5)
+    check_close(
+        got_loss,
+        loss,
+        what="the returned loss (mean over micro-batches)",
+        atol=1e-5,
+        rtol=1e-5,
+        diagnose=[
+            (4 * loss, "the returned loss is the sum over micro-batches: report their mean."),
+            (
+                last_loss,
+                "the returned loss is the last micro-batch's only: report the mean over all of them.",
+            ),
+        ],
+    )
     _, grads2 = _big_batch_grads(after1, x2, y2)
     for name in init:
         check_close(
@@ -306,7 +432,8 @@ def test_accumulation_equals_one_big_batch(submission, gen):
             diagnose=[
                 (
                     after1[name] - lr * (grads2[name] + grads[name]),
-                    "gradients were not zeroed after the step: the second step also applied the first step's gradients.",
+                    "gradients were not zeroed after the step: the second step also applied the first step's "
+                    "gradients (call optimizer.zero_grad() after optimizer.step()).",
                 )
             ],
         )
@@ -343,11 +470,13 @@ def test_train_step_clips_and_sets_lr(submission, gen):
             diagnose=[
                 (
                     init[name] - 1.0 * coef * grads[name],
-                    "the lr argument was ignored: set group['lr'] for every param group before stepping.",
+                    "the step did not use the lr argument (it ran at the optimizer's old rate): set "
+                    "group['lr'] = lr on every param group before optimizer.step().",
                 ),
                 (
                     init[name] - 0.3 * grads[name],
-                    "max_norm was ignored: clip the gradients before optimizer.step().",
+                    "the step used unclipped gradients: clip the accumulated gradient to max_norm after all "
+                    f"backward passes and before optimizer.step() ({OPT}).",
                 ),
             ],
         )
@@ -392,8 +521,8 @@ def test_bf16_autocast_step_on_cpu(submission, gen):
     )
     check(
         out["seen"] and all(d == "torch.bfloat16" for d in out["seen"]),
-        f"inside train_step the linear layers produced {sorted(set(out['seen']))}: run the forward under "
-        "torch.autocast(device_type='cpu', dtype=amp_dtype).",
+        f"inside train_step the linear layers produced {sorted(set(out['seen']))}: autocast is not on; run "
+        "the forward under torch.autocast(device_type='cpu', dtype=amp_dtype).",
     )
     check(
         out["param_dtypes"] == ["torch.float32"],
@@ -431,13 +560,14 @@ def test_set_seed_reproducible(submission, gen):
         a, b = (torch.as_tensor(d[key], dtype=expected[key].dtype) for d in (first, second))
         check(
             torch.equal(a, b),
-            f"two runs after set_seed({seed}) drew different {key} numbers: call {names[key]}(seed).",
+            f"two runs after set_seed({seed}) drew different {key} numbers: set_seed must also call "
+            f"{names[key]}(seed) ({OPT}).",
         )
         check_equal(
             a,
             expected[key],
             what=f"{key} draws after set_seed({seed})",
-            hint=f"seed with {names[key]}(seed), the seed itself.",
+            hint=f"seed with {names[key]}(seed), the seed itself ({OPT}).",
         )
 
 
@@ -477,13 +607,20 @@ def _find_state(obj, names, depth=0):
 @pytest.mark.points(2)
 def test_checkpoint_loads_with_weights_only(submission, gen):
     """The checkpoint file loads with torch.load(weights_only=True) and holds the model and optimizer state"""
-    init, data, seed, total, resume_at = _resume_case(gen)
-    out = submission.run(resume_run, submission.module(), init, data, total, resume_at, seed)
+    init, data, seed, _, _ = _resume_case(gen)
+    out = submission.run(checkpoint_file, submission.module(), init, data, 2, seed)
     try:
         loaded = torch.load(io.BytesIO(out["file"]), weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the message tells the student what to fix
+        text = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if "numpy" in str(exc).lower():
+            raise GradingFailure(
+                "the checkpoint holds NumPy objects (np.random.get_state() returns an ndarray and NumPy "
+                "numbers), which torch.load(weights_only=True) refuses: store the key array as a tensor and "
+                f"the numbers as Python ints and floats ({OPT}). The loader said: {text}"
+            ) from None
         raise GradingFailure(
-            f"the checkpoint does not load with torch.load(weights_only=True): {type(exc).__name__}: {str(exc)[:300]}"
+            f"the checkpoint does not load with torch.load(weights_only=True): {text}"
             " Hint: store only tensors, numbers, strings and dicts/lists/tuples of them (no NumPy arrays, no objects)."
         ) from None
     names = set(out["at_save"])
@@ -512,6 +649,9 @@ RESUME_DIAGNOSES = {
     "numpy_rng": "NumPy's RNG state was not restored (np.random.get_state / set_state).",
     "python_rng": "Python's random state was not restored (random.getstate / setstate).",
 }
+RESUME_RULE = (
+    f"a checkpoint holds the model, the optimizer, every RNG state, the step and the data position ({OPT})."
+)
 
 
 @pytest.mark.points(4)
@@ -521,13 +661,20 @@ def test_resume_reproduces_uninterrupted_run(submission, gen):
     out = submission.run(resume_run, submission.module(), init, data, total, resume_at, seed)
     info = out["info"]
     check(
+        info.get("step") != resume_at + 1,
+        f"load_checkpoint returned step {resume_at + 1} for a checkpoint saved at step {resume_at}: one too "
+        "high. Return the step that was saved: it already counts the steps done, so it is the index of the "
+        f"next step to run ({OPT}).",
+    )
+    check(
         info.get("step") == resume_at,
         f"load_checkpoint returned step {info.get('step')!r}; expected the saved step {resume_at}.",
         "return {'step': step, **extra}.",
     )
     check(
         info.get("data_pos") == resume_at * 4 * 6,
-        f"load_checkpoint returned data_pos={info.get('data_pos')!r}: extra keyword arguments of save_checkpoint must come back.",
+        f"load_checkpoint returned data_pos={info.get('data_pos')!r}: extra keyword arguments of "
+        "save_checkpoint must come back.",
         "return {'step': step, **extra}.",
     )
     # The uninterrupted run, recomputed here (the same code and seeds, no submission involved).
@@ -544,5 +691,6 @@ def test_resume_reproduces_uninterrupted_run(submission, gen):
             raise GradingFailure(
                 f"after resuming at step {resume_at}, {name} differs from the uninterrupted run at step {total}: "
                 + (" ".join(problems) if problems else "some state was not saved or not restored.")
-                + " Hint: a checkpoint holds the model, the optimizer, every RNG state and the data position."
+                + " Hint: "
+                + RESUME_RULE
             )
