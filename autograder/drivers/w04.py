@@ -25,3 +25,12 @@ def block_grads(block, x: torch.Tensor, upstream: torch.Tensor, memory: torch.Te
     if memory is not None:
         return x.grad, grads, memory.grad
     return x.grad, grads
+
+
+def train_output(module, *args: torch.Tensor) -> torch.Tensor:
+    """One output of ``module(*args)`` in training mode (dropout on), leaving it in eval mode."""
+    with torch.no_grad():
+        module.train()
+        out = module(*args)
+        module.eval()
+    return out

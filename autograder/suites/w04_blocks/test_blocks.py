@@ -13,12 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks import GradingFailure, check, check_close, check_equal
+from autograder.checks import Example, GradingFailure, check, check_close, check_equal, convention
 from autograder.drivers.common import outputs_in_modes
-from autograder.drivers.w04 import block_grads
+from autograder.drivers.w04 import block_grads, train_output
 from autograder.suites.w04_blocks import oracle
 
 pytestmark = pytest.mark.w04
+BLOCKS = convention("Blocks")
 
 D, H = 16, 4  # d_model and heads of the blocks under test (d_head = 4)
 # Largest |reference − oracle| over 20 seeds on these blocks: 1.9e-6 (pre-LN), 1.2e-6 (post-LN),
@@ -79,6 +80,59 @@ def padding(gen, B, T):
     return (torch.arange(T)[None, :] < lengths[:, None])[:, None, None, :]
 
 
+def example_state(names, biases):
+    """d_model = d_ff = 2: every weight and bias 0, norm weights 1, and ``biases`` where given."""
+    sd = {}
+    for name in names:
+        if name.startswith("norm"):
+            sd[name] = torch.ones(2) if name.endswith("weight") else torch.zeros(2)
+        else:
+            sd[name] = torch.zeros(2, 2) if name.endswith("weight") else torch.zeros(2)
+    sd.update(biases)
+    return sd
+
+
+def load_and_call(module, sd, *args):
+    module.load_state_dict(sd)
+    return module(*args)
+
+
+EX_X = torch.tensor([[[1.0, 3.0]]])  # (B, T, d_model) = (1, 1, 2)
+
+
+def block_example(student, norm_first: bool = True) -> Example:
+    """TransformerBlock(2, 1, d_ff=2): each sublayer outputs its last bias, checkable by hand."""
+    names = expected_keys(("norm1", "norm2"), ("attn",), ("w1", "w2"))
+    biases = {"attn.out_proj.bias": torch.tensor([1.0, 0.0]), "ffn.w2.bias": torch.tensor([0.0, 1.0])}
+    sd = example_state(names, biases)
+    form = "pre-LN: x + [1, 0] + [0, 1]" if norm_first else "post-LN: norm2(norm1(x + [1, 0]) + [0, 1])"
+    return Example(
+        f"TransformerBlock(2, 1, d_ff=2, norm_first={norm_first}) with every weight and bias 0 except the "
+        "norm weights (1), attn.out_proj.bias = [1., 0.] and ffn.w2.bias = [0., 1.] (each sublayer then "
+        f"outputs that bias), x = [[[1., 3.]]]; {form}",
+        oracle.block(sd, EX_X, n_heads=1, norm_first=norm_first),
+        lambda: load_and_call(student.TransformerBlock(2, 1, d_ff=2, norm_first=norm_first), sd, EX_X),
+    )
+
+
+def decoder_example(student) -> Example:
+    names = expected_keys(("norm1", "norm2", "norm3"), ("self_attn", "cross_attn"), ("w1", "w2"))
+    biases = {
+        "self_attn.out_proj.bias": torch.tensor([1.0, 0.0]),
+        "cross_attn.out_proj.bias": torch.tensor([0.0, 1.0]),
+        "ffn.w2.bias": torch.tensor([1.0, 1.0]),
+    }
+    sd = example_state(names, biases)
+    memory = torch.tensor([[[5.0, -5.0], [2.0, 2.0]]])
+    return Example(
+        "DecoderBlock(2, 1, d_ff=2) with every weight and bias 0 except the norm weights (1), "
+        "self_attn.out_proj.bias = [1., 0.], cross_attn.out_proj.bias = [0., 1.], ffn.w2.bias = [1., 1.], "
+        "x = [[[1., 3.]]], memory = [[[5., -5.], [2., 2.]]]: x + [1, 0] + [0, 1] + [1, 1]",
+        oracle.decoder(sd, EX_X, memory, n_heads=1),
+        lambda: load_and_call(student.DecoderBlock(2, 1, d_ff=2), sd, EX_X, memory),
+    )
+
+
 # --------------------------------------------------------------------------- structure
 @pytest.mark.points(1)
 def test_block_state_dict_names(student):
@@ -113,10 +167,14 @@ def test_pre_ln_silenced_block_is_identity(student, gen):
             (
                 normalised,
                 "the output went through norm1 and norm2 although both sublayers add zero: the "
-                "residual stream is normalised (post-LN, or x = norm(x) inside a pre-LN block).",
+                "residual stream is normalised (post-LN, or x = norm(x) inside a pre-LN block) "
+                f"({BLOCKS}).",
             ),
             (once, oracle.BLOCK_BUGS["final_norm"]),
-            (torch.zeros_like(x), "the output is zero: the residual connections (x + …) are missing."),
+            (
+                torch.zeros_like(x),
+                f"the output is zero: the residual connections (x + …) are missing ({BLOCKS}).",
+            ),
         ],
     )
 
@@ -193,6 +251,7 @@ def test_pre_ln_block_matches_oracle(student, gen):
             rtol=ATOL,
             hint="x = x + attn(norm1(x), mask); x = x + ffn(norm2(x)).",
             diagnose=oracle.block_bugs(sd, x, ALL_BLOCK_BUGS, **kwargs),
+            example=block_example(student),
         )
 
 
@@ -210,6 +269,7 @@ def test_post_ln_block(student, gen):
         rtol=ATOL,
         hint="post-LN normalises after each residual sum.",
         diagnose=[(x, oracle.BLOCK_BUGS["pre_ln"])],
+        example=block_example(student, norm_first=False),
     )
     for norm in ("layernorm", "rmsnorm"):
         blk = student.TransformerBlock(D, H, norm_first=False, norm=norm)
@@ -245,7 +305,7 @@ def test_block_causal_flag(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="combine the masks: mask & causal_mask(T) (True = may attend).",
-        diagnose=oracle.block_bugs(sd, x, ["no_causal", *ALL_BLOCK_BUGS], **kwargs),
+        diagnose=oracle.block_bugs(sd, x, [*oracle.MASK_BUGS, *ALL_BLOCK_BUGS], **kwargs),
     )
     t = int(torch.randint(2, T - 1, (1,), generator=gen))
     x2 = x.clone()
@@ -256,7 +316,8 @@ def test_block_causal_flag(student, gen):
         a[:, :t],
         what=f"causal block outputs at positions < {t} after changing tokens {t}…",
         atol=1e-6,
-        hint="with causal=True position i may only attend to positions ≤ i.",
+        hint="with causal=True position i may only attend to positions ≤ i: the block is not causal "
+        f"({convention('Masks and attention')}).",
     )
     plain = student.TransformerBlock(D, H, causal=False)
     random_state(plain, gen)
@@ -326,6 +387,7 @@ def test_block_dropout_train_eval(submission, gen):
     x = randn(gen, 2, 6, D)
     train, evals = submission.run(outputs_in_modes, blk, x)
     expected = oracle.block(sd, x, n_heads=H)
+    check(torch.equal(evals[0], evals[1]), oracle.dropout_still_active("TransformerBlock(dropout=0.5)"))
     check_close(
         evals[0],
         expected,
@@ -344,6 +406,141 @@ def test_block_dropout_train_eval(submission, gen):
     check(
         not torch.allclose(train[0], expected, atol=1e-3),
         "in training mode TransformerBlock(dropout=0.5) returned the eval-mode output.",
+    )
+
+
+@pytest.mark.points(2)
+def test_dropout_one_drops_every_sublayer(submission, gen):
+    """dropout=1.0 in training drops every sublayer's output: the FFN gives 0, pre-LN blocks return x"""
+    module = submission.module()
+    ffn = module.FeedForward(8, 16, dropout=1.0)
+    sd = random_state(ffn, gen)
+    x = randn(gen, 2, 3, 8)
+    no_drop = {f"ffn.{k}": v for k, v in sd.items()}
+    check_close(
+        submission.run(train_output, ffn, x),
+        torch.zeros_like(x),
+        what="FeedForward(8, 16, dropout=1.0) in training mode",
+        atol=1e-6,
+        hint="the FFN drops its output: return self.dropout(self.w2(h)).",
+        diagnose=[
+            (
+                sd["w2.bias"].expand_as(x),
+                "the output is w2's bias: dropout acts on the hidden layer (before w2); the FFN drops "
+                f"its output, after w2 ({BLOCKS}).",
+            ),
+            (
+                oracle.ffn(x, no_drop, "ffn", "gelu"),
+                f"the FFN's output is not dropped in training ({BLOCKS}).",
+            ),
+        ],
+    )
+    blk = module.TransformerBlock(D, H, dropout=1.0)
+    sd = random_state(blk, gen)
+    x = randn(gen, 2, 4, D)
+
+    def attn_out():
+        return oracle.attention(oracle.norm("layernorm", x, sd, "norm1"), sd, "attn", H)
+
+    check_close(
+        submission.run(train_output, blk, x),
+        x,
+        what="TransformerBlock(dropout=1.0) in training mode (every sublayer output dropped)",
+        atol=1e-6,
+        hint="x = x + dropout(attn(norm1(x))); x = x + ffn(norm2(x)), the FFN dropping its own output.",
+        diagnose=lambda: [
+            (
+                torch.zeros_like(x),
+                "the output is zero: dropout acts on the residual stream (x = dropout(x + …)); only "
+                f"each sublayer's output is dropped, before it is added to x ({BLOCKS}).",
+            ),
+            (
+                x + sd["attn.out_proj.bias"],
+                "the attention sublayer's output is not dropped (only the attention weights are): "
+                f"x = x + dropout(attn(norm1(x))) ({BLOCKS}).",
+            ),
+            (
+                x + attn_out(),
+                f"the attention sublayer's output is not dropped: x = x + dropout(attn(norm1(x))) ({BLOCKS}).",
+            ),
+            (
+                x + sd["ffn.w2.bias"],
+                "the output is x + w2's bias: the FFN's dropout acts on its hidden layer (before w2), "
+                f"not on its output ({BLOCKS}).",
+            ),
+        ],
+    )
+    dec = module.DecoderBlock(D, H, dropout=1.0)
+    sd = random_state(dec, gen)
+    memory = randn(gen, 2, 5, D)
+    check_close(
+        submission.run(train_output, dec, x, memory),
+        x,
+        what="DecoderBlock(dropout=1.0) in training mode (every sublayer output dropped)",
+        atol=1e-6,
+        hint="drop the outputs of self-attention, cross-attention and the FFN before adding them to x.",
+        diagnose=[
+            (
+                x + sd["cross_attn.out_proj.bias"],
+                f"the cross-attention sublayer's output is not dropped: x = x + dropout(cross_attn(…)) ({BLOCKS}).",
+            ),
+            (
+                x + sd["self_attn.out_proj.bias"],
+                f"the self-attention sublayer's output is not dropped: x = x + dropout(self_attn(…)) ({BLOCKS}).",
+            ),
+            (torch.zeros_like(x), f"the output is zero: dropout acts on the residual stream ({BLOCKS})."),
+        ],
+    )
+
+
+@pytest.mark.points(2)
+def test_single_token(student, gen):
+    """T = 1: a causal RoPE block lets its one token attend to itself; one decoder token reads all of memory"""
+    blk = student.TransformerBlock(D, H, causal=True, rope=True)
+    sd = random_state(blk, gen)
+    x = randn(gen, 3, 1, D) * 2
+    kwargs = dict(n_heads=H, causal_flag=True, rope=True)
+    check_close(
+        blk(x),
+        oracle.block(sd, x, **kwargs),
+        what="causal TransformerBlock(rope=True) on a single token (T = 1)",
+        atol=ATOL,
+        rtol=ATOL,
+        hint="one token attends to itself with weight 1 (the causal mask keeps its diagonal); RoPE at "
+        "position 0 is the identity.",
+        diagnose=oracle.block_bugs(sd, x, ["no_diagonal", *ALL_BLOCK_BUGS], **kwargs),
+        example=block_example(student),
+    )
+    dec = student.DecoderBlock(D, H)
+    sd = random_state(dec, gen)
+    x, memory = randn(gen, 2, 1, D), randn(gen, 2, 4, D) * 1.5 + 0.5
+    out = dec(x, memory)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 4, D):
+        raise GradingFailure(
+            "DecoderBlock on one target token (T = 1) with S = 4 memory tokens returned shape "
+            f"{tuple(out.shape)}: one row per memory token. Cross-attention's queries come from the "
+            "decoder, cross_attn(norm2(x), context=memory): keys and values come from memory, and the "
+            f"output has one row per decoder token ({BLOCKS})."
+        )
+    check_close(
+        out,
+        oracle.decoder(sd, x, memory, n_heads=H),
+        what="DecoderBlock with one target token (T = 1) and S = 4 memory tokens",
+        atol=ATOL,
+        rtol=ATOL,
+        hint="the (B, h, 1, S) cross-attention scores: the one query sees every memory token.",
+        diagnose=oracle.decoder_bugs(sd, x, memory, ALL_DECODER_BUGS, n_heads=H),
+        example=decoder_example(student),
+    )
+    memory_mask = padding(gen, 2, 4)
+    check_close(
+        dec(x, memory, memory_mask=memory_mask),
+        oracle.decoder(sd, x, memory, n_heads=H, memory_mask=memory_mask),
+        what="DecoderBlock with T = 1, S = 4 and a (B, 1, 1, S) memory mask",
+        atol=ATOL,
+        rtol=ATOL,
+        hint="memory_mask hides memory positions from the cross-attention (True = may attend).",
+        diagnose=oracle.decoder_bugs(sd, x, memory, ALL_DECODER_BUGS, n_heads=H, memory_mask=memory_mask),
     )
 
 
@@ -377,6 +574,7 @@ def test_block_param_count(student, gen):
         7_087_872,
         what="block_param_count(768) (a GPT-2 small block)",
         hint="4·d² + 4·d (attention) + 2·d·d_ff + d_ff + d (FFN) + 2·2·d (two LayerNorms).",
+        diagnose=oracle.count_bugs(768),
     )
     d = int(torch.randint(3, 12, (1,), generator=gen)) * 8
     d_ff = int(torch.randint(d, 5 * d, (1,), generator=gen))
@@ -391,12 +589,11 @@ def test_block_param_count(student, gen):
                     f"block_param_count({d}, d_ff={ff}, norm={norm!r}, activation={act!r}, bias={bias}, "
                     f"cross_attention={cross})"
                 )
-                if got == torch_count(d, ff, norm, "gelu", bias, cross) and act == "swiglu":
-                    raise GradingFailure(f"{what}: SwiGLU has a third matrix w3 (d_model → d_ff) to count.")
                 check_equal(
                     got,
                     expected,
                     what=what,
+                    diagnose=oracle.count_bugs(d, ff, norm, act, bias, cross),
                     hint="attention 4·d² (+4·d), FFN (2 or 3)·d·d_ff (+ biases d_ff per input linear, d for w2), "
                     "LayerNorm 2·d (d without bias), RMSNorm d; the decoder adds a second attention and a third norm.",
                 )
@@ -409,11 +606,22 @@ def test_block_modules_have_counted_parameters(student, gen):
     for norm, act, bias in COUNT_CASES:
         blk = student.TransformerBlock(d, 4, d_ff=d_ff, norm=norm, activation=act, bias=bias)
         n = sum(t.numel() for t in blk.state_dict().values())
+        expected = torch_count(d, d_ff, norm, act, bias)
+        keeps_bias = "the LayerNorms keep their biases with bias=False: pass bias on to them"
         check_equal(
             n,
-            torch_count(d, d_ff, norm, act, bias),
+            expected,
             what=f"parameters of TransformerBlock(24, 4, d_ff={d_ff}, norm={norm!r}, activation={act!r}, bias={bias})",
             hint="bias=False removes every bias, the LayerNorm's included.",
+            diagnose=[
+                (
+                    expected + 2 * d,
+                    f"{keeps_bias} (make_norm(norm, d_model, bias)); bias=False removes every bias, "
+                    "the LayerNorms' included.",
+                )
+            ]
+            if norm == "layernorm" and not bias
+            else [],
         )
     dec = student.DecoderBlock(d, 4, norm="rmsnorm", activation="swiglu")
     check_equal(
@@ -452,6 +660,19 @@ def test_decoder_block_matches_oracle(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="x += self_attn(norm1(x)) (causal); x += cross_attn(norm2(x), context=memory); x += ffn(norm3(x)).",
+        diagnose=oracle.decoder_bugs(sd, x, memory, ALL_DECODER_BUGS, **kwargs),
+        example=decoder_example(student),
+    )
+    # A (B, 1, 1, T) padding mask on the target: the causal mask and self_mask must both hold.
+    self_mask = padding(gen, 2, 5)
+    kwargs = dict(n_heads=H, memory_mask=memory_mask, self_mask=self_mask)
+    check_close(
+        dec(x, memory, self_mask=self_mask, memory_mask=memory_mask),
+        oracle.decoder(sd, x, memory, **kwargs),
+        what="DecoderBlock(16, 4) with a (B, 1, 1, T) self_mask and a (B, 1, 1, S) memory mask",
+        atol=ATOL,
+        rtol=ATOL,
+        hint="self-attention uses self_mask & causal_mask(T).",
         diagnose=oracle.decoder_bugs(sd, x, memory, ALL_DECODER_BUGS, **kwargs),
     )
 
@@ -496,7 +717,8 @@ def test_decoder_masks(student, gen):
         dec(x, memory)[:, :t],
         what=f"decoder outputs at positions < {t} after changing tokens {t}…",
         atol=1e-6,
-        hint="the decoder's self-attention is always causal (combine causal_mask(T) with self_mask).",
+        hint="earlier outputs moved: the decoder's self-attention is not causal; it always is (combine "
+        f"causal_mask(T) with self_mask) ({BLOCKS}).",
     )
     keep = int(torch.randint(2, S, (1,), generator=gen))
     memory_mask = (torch.arange(S) < keep)[None, None, None, :].expand(2, 1, 1, S)
@@ -507,7 +729,8 @@ def test_decoder_masks(student, gen):
         dec(x, memory, memory_mask=memory_mask),
         what=f"decoder output after changing memory positions ≥ {keep}, which memory_mask hides",
         atol=1e-6,
-        hint="pass memory_mask to the cross-attention (True = may attend).",
+        hint="hidden memory positions changed the output: memory_mask does not reach the "
+        f"cross-attention; pass it there (True = may attend) ({convention('Masks and attention')}).",
     )
 
 
