@@ -29,7 +29,7 @@ def sinusoidal_encoding(T: int, d_model: int, base: float = 10000.0) -> torch.Te
     ### BEGIN SOLUTION
     position = torch.arange(T, dtype=torch.float32).unsqueeze(1)  # (T, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float32)  # (ceil(d/2),) = 0, 2, 4, …
-    angles = position * base ** (-two_i / d_model)  # (T, ceil(d/2)): wavelengths 2π … 2π·base
+    angles = position * base ** (-two_i / d_model)  # (T, ceil(d/2)): wavelengths 2π … 2π·base^((d-2)/d)
     pe = torch.zeros(T, d_model)
     pe[:, 0::2] = torch.sin(angles)  # even channels
     pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])  # odd channels (one fewer when d is odd)

@@ -2,8 +2,9 @@
 
 Run them with `course test 3 --public` or `pytest -m w03 exercises/tests`. The hidden suite
 compares every function with closed forms on random inputs (RoPE also through complex
-numbers), checks the relative-position property of RoPE, KV-cache offsets, ALiBi for 12 heads,
-and that each encoding really lets attention tell token order apart.
+numbers), checks the relative-position property of RoPE, KV-cache offsets, ALiBi for 12, 6 and
+1 heads, the edges (d = 2, one position, T = max_len and max_len + 1 for a learned table, an odd
+d_head), and that each encoding really lets attention tell token order apart.
 """
 
 import math
@@ -73,3 +74,13 @@ def test_alibi_bias_by_hand(student):
     assert bias.shape == (8, 3, 3)
     expected = torch.tensor([[0.0, 0.0, 0.0], [-0.5, 0.0, 0.0], [-1.0, -0.5, 0.0]])
     torch.testing.assert_close(bias[0], expected)
+
+
+@pytest.mark.points(1)
+def test_edges_by_hand(student):
+    """One head has slope 2^-8 = 1/256; d = 2 gives [sin p, cos p]; an odd d_head is a ValueError"""
+    torch.testing.assert_close(student.alibi_slopes(1), torch.tensor([2.0**-8]))
+    expected = torch.tensor([[0.0, 1.0], [math.sin(1), math.cos(1)]])
+    torch.testing.assert_close(student.sinusoidal_encoding(2, 2), expected)
+    with pytest.raises(Exception, match="ValueError"):  # RoPE rotates pairs: d_head must be even
+        student.rope_angles(5, torch.arange(3))

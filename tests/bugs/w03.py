@@ -1,12 +1,17 @@
 from . import Bug
 
+POSITIONS = "Positions"
+
 BUGS = [
+    # ----------------------------------------------------------------- sinusoidal
     Bug(
         "sinusoidal sin and cos swapped",
         "    pe[:, 0::2] = torch.sin(angles)  # even channels\n"
         "    pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])",
         "    pe[:, 0::2] = torch.cos(angles)\n    pe[:, 1::2] = torch.sin(angles[:, : d_model // 2])",
         catches="test_sinusoidal_anchor",
+        keywords=("swapped",),
+        convention=POSITIONS,
     ),
     Bug(
         "sinusoidal sines and cosines concatenated, not interleaved",
@@ -14,24 +19,55 @@ BUGS = [
         "    pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])  # odd channels (one fewer when d is odd)\n",
         "    pe = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)\n",
         catches="test_sinusoidal_anchor",
+        keywords=("sines come first",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "sinusoidal positions start at 1",
+        "position = torch.arange(T, dtype=torch.float32).unsqueeze(1)",
+        "position = torch.arange(1, T + 1, dtype=torch.float32).unsqueeze(1)",
+        catches="test_sinusoidal_anchor",
+        keywords=("start at 1",),
+        convention=POSITIONS,
     ),
     Bug(
         "sinusoidal exponent i/d instead of 2i/d",
         "two_i = torch.arange(0, d_model, 2, dtype=torch.float32)",
         "two_i = torch.arange(0, d_model // 2, dtype=torch.float32)",
         catches="test_sinusoidal_closed_form",
+        keywords=("base^(i/d)",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "sinusoidal frequencies 1-indexed",
+        "two_i = torch.arange(0, d_model, 2, dtype=torch.float32)",
+        "two_i = torch.arange(2, d_model + 2, 2, dtype=torch.float32)",
+        catches="test_sinusoidal_anchor",
+        keywords=("1-indexed",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "sinusoidal exponents i/(d/2 - 1) (tensor2tensor timescales): NaN at d = 2",
+        "angles = position * base ** (-two_i / d_model)",
+        "angles = position * base ** (-(two_i / 2) / (d_model // 2 - 1))",
+        catches="test_sinusoidal_edges",
+        keywords=("i/(d/2 - 1)",),
+        convention=POSITIONS,
     ),
     Bug(
         "sinusoidal base argument ignored",
         "angles = position * base ** (-two_i / d_model)",
         "angles = position * 10000.0 ** (-two_i / d_model)",
         catches="test_sinusoidal_closed_form",
+        keywords=("base argument is ignored",),
     ),
+    # ----------------------------------------------------------------- learned
     Bug(
         "learned table left at nn.Embedding's N(0, 1) init",
         "nn.init.normal_(self.weight, mean=0.0, std=0.02)",
         "nn.init.normal_(self.weight)",
         catches="test_learned_embedding_init",
+        keywords=("N(0, 1)",),
     ),
     Bug(
         "learned table registered as a buffer",
@@ -39,29 +75,97 @@ BUGS = [
         "        nn.init.normal_(self.weight, mean=0.0, std=0.02)",
         '        self.register_buffer("weight", torch.randn(max_len, d_model) * 0.02)',
         catches="test_learned_embedding_lookup",
+        keywords=("buffer",),
     ),
+    Bug(
+        "learned table rejects T = max_len (off by one)",
+        "if positions.numel() and int(positions.max()) >= self.max_len:",
+        "if positions.numel() and int(positions.max()) >= self.max_len - 1:",
+        catches="test_learned_embedding_bounds",
+        keywords=("last valid index",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "learned table clamps positions past max_len to the last row",
+        "        if positions.numel() and int(positions.max()) >= self.max_len:\n"
+        '            raise IndexError(f"position {int(positions.max())} >= max_len={self.max_len}")\n',
+        "        positions = positions.clamp(max=self.max_len - 1)  # stay inside the table\n",
+        catches="test_learned_embedding_bounds",
+        keywords=("clamped",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "learned table wraps positions past max_len around",
+        "        if positions.numel() and int(positions.max()) >= self.max_len:\n"
+        '            raise IndexError(f"position {int(positions.max())} >= max_len={self.max_len}")\n',
+        "        positions = positions % self.max_len\n",
+        catches="test_learned_embedding_bounds",
+        keywords=("wrap around",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "learned table fails on an empty tensor of positions",
+        "if positions.numel() and int(positions.max()) >= self.max_len:",
+        "if int(positions.max()) >= self.max_len:",
+        catches="test_learned_embedding_bounds",
+        keywords=("empty",),
+    ),
+    # ----------------------------------------------------------------- RoPE
     Bug(
         "RoPE 1-indexed frequencies",
         "theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float32) / d_head)",
         "theta = base ** (-torch.arange(2, d_head + 2, 2, dtype=torch.float32) / d_head)",
         catches="test_rope_matches_complex_formulation",
+        keywords=("1-indexed",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "RoPE exponent i/d instead of 2i/d",
+        "theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float32) / d_head)",
+        "theta = base ** (-torch.arange(0, d_head // 2, dtype=torch.float32) / d_head)",
+        catches="test_rope_angles",
+        keywords=("factor 2",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "RoPE positions start at 1 (position 0 not the identity)",
+        "angles = positions.to(torch.float32).unsqueeze(-1) * theta",
+        "angles = (positions.to(torch.float32) + 1).unsqueeze(-1) * theta",
+        catches="test_rope_anchor_and_identity",
+        keywords=("start at 1",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE sin and cos swapped",
         "return torch.cos(angles), torch.sin(angles)",
         "return torch.sin(angles), torch.cos(angles)",
         catches="test_rope_angles",
+        keywords=("swapped",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE rotation sign flipped",
         "    rotated_even = x_even * cos - x_odd * sin\n    rotated_odd = x_even * sin + x_odd * cos",
         "    rotated_even = x_even * cos + x_odd * sin\n    rotated_odd = -x_even * sin + x_odd * cos",
         catches="test_rope_matches_complex_formulation",
+        keywords=("wrong way",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "RoPE second row of the rotation mixed up (not a rotation)",
+        "    rotated_odd = x_even * sin + x_odd * cos",
+        "    rotated_odd = x_odd * sin + x_even * cos",
+        catches="test_rope_relative_positions",
+        keywords=("not a rotation",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE pairs split in halves but interleaved back",
         "    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d_head/2) each",
         "    x_even, x_odd = x.chunk(2, dim=-1)  # rotate_half: pair i with i + d/2",
+        catches="test_rope_anchor_and_identity",
+        keywords=("mixed",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE in the half-split (rotate_half) layout, output concatenated",
@@ -69,41 +173,100 @@ BUGS = [
         "    x_even, x_odd = x.chunk(2, dim=-1)\n"
         "    return torch.cat((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).to(x.dtype)",
         catches="test_rope_layout_is_interleaved",
+        keywords=("half-split",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE ignores the positions it is given",
         "cos, sin = rope_angles(x.size(-1), positions, base)",
         "cos, sin = rope_angles(x.size(-1), torch.arange(x.size(-2)), base)",
         catches="test_rope_leading_dims_and_offsets",
+        keywords=("positions argument is ignored",),
+        convention=POSITIONS,
     ),
     Bug(
         "RoPE rotated pairs not interleaved back",
         "return torch.stack((rotated_even, rotated_odd), dim=-1).flatten(-2).to(x.dtype)",
         "return torch.cat((rotated_even, rotated_odd), dim=-1).to(x.dtype)",
         catches="test_rope_anchor_and_identity",
+        keywords=("concatenated",),
+        convention=POSITIONS,
     ),
+    Bug(
+        "RoPE accepts an odd d_head (no check)",
+        "    if d_head % 2:\n"
+        '        raise ValueError(f"RoPE rotates pairs of channels: d_head={d_head} must be even")\n',
+        "",
+        catches="test_rope_odd_width_rejected",
+        keywords=("odd",),
+        convention=POSITIONS,
+    ),
+    # ----------------------------------------------------------------- ALiBi
     Bug(
         "ALiBi sign flipped",
         "return alibi_slopes(n_heads)[:, None, None] * offset",
         "return -alibi_slopes(n_heads)[:, None, None] * offset",
         catches="test_alibi_bias",
+        keywords=("wrong sign",),
+        convention=POSITIONS,
     ),
     Bug(
         "ALiBi slopes 2^-h whatever the number of heads",
         "return 2.0 ** (-8.0 * h / n_heads)",
         "return 2.0 ** (-h)",
         catches="test_alibi_slopes",
+        keywords=("2^(-h)",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "ALiBi slopes spread from 1/2 to 1/256 whatever the number of heads",
+        "return 2.0 ** (-8.0 * h / n_heads)",
+        "return 2.0 ** torch.linspace(-1.0, -8.0, n_heads)",
+        catches="test_alibi_slopes_edges",
+        keywords=("1/2 to 1/256",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "ALiBi slopes by the power-of-two interpolation (ALiBi repository, BLOOM)",
+        "    h = torch.arange(1, n_heads + 1, dtype=torch.float32)\n    return 2.0 ** (-8.0 * h / n_heads)\n",
+        "    closest = 1 << (n_heads.bit_length() - 1)  # the largest power of two ≤ n_heads\n"
+        "    slopes = 2.0 ** (-8.0 * torch.arange(1, closest + 1, dtype=torch.float32) / closest)\n"
+        "    extra = 2.0 ** (-4.0 * torch.arange(1, 2 * closest, 2, dtype=torch.float32) / closest)\n"
+        "    return torch.cat([slopes, extra[: n_heads - closest]])\n",
+        catches="test_alibi_slopes_edges",
+        keywords=("BLOOM",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "ALiBi heads counted from 0",
+        "h = torch.arange(1, n_heads + 1, dtype=torch.float32)",
+        "h = torch.arange(n_heads, dtype=torch.float32)",
+        catches="test_alibi_slopes",
+        keywords=("counted from 0",),
+        convention=POSITIONS,
+    ),
+    Bug(
+        "ALiBi slopes in reverse order",
+        "h = torch.arange(1, n_heads + 1, dtype=torch.float32)",
+        "h = torch.arange(n_heads, 0, -1, dtype=torch.float32)",
+        catches="test_alibi_slopes",
+        keywords=("reverse",),
+        convention=POSITIONS,
     ),
     Bug(
         "ALiBi bias aligned top-left",
         "query_pos = torch.arange(T_q).unsqueeze(1) + (T_k - T_q)  # (T_q, 1)",
         "query_pos = torch.arange(T_q).unsqueeze(1)",
         catches="test_alibi_bias",
+        keywords=("top-left",),
+        convention=POSITIONS,
     ),
     Bug(
         "ALiBi penalises future keys by their distance too",
         "offset = (key_pos - query_pos).clamp(max=0).float()",
         "offset = -(key_pos - query_pos).abs().float()",
         catches="test_alibi_bias",
+        keywords=("future keys",),
+        convention=POSITIONS,
     ),
 ]
