@@ -82,14 +82,20 @@ def _is_lora(module: nn.Module) -> bool:
 
 
 @single_threaded
-def apply_lora_report(module, init: dict, target_modules, r: int, alpha: float, x: torch.Tensor):
-    """apply_lora on TinyTransformer loaded with ``init``; what it did, as data."""
+def apply_lora_report(
+    module, init: dict, target_modules, r: int, alpha: float, x: torch.Tensor, dropout: float | None = None
+):
+    """apply_lora on TinyTransformer loaded with ``init``; what it did, as data (``dropout``
+    None: not passed, so the default applies)."""
     model = TinyTransformer()
     model.load_state_dict(init)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     kwargs = {} if target_modules is None else {"target_modules": target_modules}
+    if dropout is not None:
+        kwargs["dropout"] = dropout
     returned = module.apply_lora(model, r=r, alpha=alpha, **kwargs)
-    wrapped = sorted(name for name, m in model.named_modules() if _is_lora(m))
+    lora = [(name, m) for name, m in model.named_modules() if _is_lora(m)]
+    wrapped = sorted(name for name, _ in lora)
     with torch.no_grad():
         model.eval()
         out = model(x)
@@ -105,7 +111,17 @@ def apply_lora_report(module, init: dict, target_modules, r: int, alpha: float, 
         "lora_state": module.lora_state_dict(model),
         "state": {k: v.clone() for k, v in model.state_dict().items()},
         "classes": sorted({type(m).__name__ for _, m in model.named_modules() if _is_lora(m)}),
+        "scalings": {name: _number(getattr(m, "scaling", None)) for name, m in lora},
+        "dropouts": {name: _number(getattr(getattr(m, "lora_dropout", None), "p", None)) for name, m in lora},
     }
+
+
+def _number(value):
+    """A float as data, or None for anything else (a missing attribute, a tensor of many values)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
 
 
 @single_threaded
@@ -117,6 +133,19 @@ def count_report(module, sizes: list[tuple[int, int, bool]], frozen: list[int]):
         for p in model[k].parameters():
             p.requires_grad_(False)
     return module.count_parameters(model), module.count_parameters(model, trainable_only=True)
+
+
+@single_threaded
+def count_shared_report(module):
+    """count_parameters on an embedding whose weight is shared with the output layer (a tied
+    head), beside a buffer: (all, trainable, trainable once the shared weight is frozen)."""
+    embed, head = nn.Embedding(10, 4), nn.Linear(4, 10)
+    head.weight = embed.weight  # one (10, 4) tensor under two names
+    model = nn.Sequential(embed, head)
+    model.register_buffer("positions", torch.arange(5.0))  # state, not a parameter
+    counts = [module.count_parameters(model), module.count_parameters(model, trainable_only=True)]
+    embed.weight.requires_grad_(False)
+    return (*counts, module.count_parameters(model, trainable_only=True))
 
 
 # --------------------------------------------------------------------------- fine-tuning
