@@ -6,7 +6,9 @@ Conventions (course/CONVENTIONS.md states them once for the whole course):
 * a query whose every key is masked gets zero weights and a zero output, never NaN;
 * ``causal_mask(T_q, T_k)`` is bottom-right aligned: query ``i`` sits at absolute position
   ``T_k - T_q + i``, so a single cached query attends to every key;
-* softmax subtracts the row maximum first, so it is exact at inputs of ±1e4.
+* softmax subtracts the row maximum first, so it is exact at inputs of ±1e4;
+* the recurrent cell follows ``nn.RNN``: ``h_t = tanh(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh)``,
+  weights in the ``nn.Linear`` layout ``(d_out, d_in)``.
 
 Shapes: ``B`` batch, ``T_q``/``T_k`` query/key lengths, ``d_k`` query/key width, ``d_v`` value width.
 Attention accepts any number of leading batch dimensions (``...``).
@@ -102,3 +104,63 @@ class SelfAttentionHead(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError("w01: implement SelfAttentionHead.forward; see course/w01_attention/notes.md")
+
+
+# --------------------------------------------------------------------------- before attention
+# A recurrent encoder squeezes a whole sequence into one fixed-size state, one step at a time;
+# attention_lookup reads any of the T inputs in one step. The notebook compares the two.
+
+
+def rnn_cell(
+    x_t: torch.Tensor,
+    h_prev: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor,
+    bias_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One step of a tanh recurrent network, in ``nn.RNN``'s convention:
+
+        h_t = tanh(x_t W_ihᵀ + b_ih + h_prev W_hhᵀ + b_hh)
+
+    x_t: (B, d_in)   h_prev: (B, d_h)   weight_ih: (d_h, d_in)   weight_hh: (d_h, d_h)
+    bias_ih, bias_hh: (d_h,). Returns h_t (B, d_h). Build it from matrix products and
+    ``torch.tanh``: nn.RNNCell and nn.RNN are what the tests compare it with, not what to call.
+    """
+    raise NotImplementedError("w01: implement rnn_cell; see course/w01_attention/notes.md")
+
+
+class RNNEncoder(nn.Module):
+    """A one-layer tanh RNN that reads a batch-first sequence and keeps every state.
+
+    Parameters have the names and shapes of ``nn.RNN(d_in, d_hidden, batch_first=True)``, so
+    that module's ``state_dict()`` loads into this one as it is: ``weight_ih_l0`` (d_h, d_in),
+    ``weight_hh_l0`` (d_h, d_h), ``bias_ih_l0`` (d_h,), ``bias_hh_l0`` (d_h,); like nn.RNN they
+    start uniform in [-1/√d_h, 1/√d_h].
+
+    forward(x (B, T, d_in), h0 (B, d_h) or None) -> states (B, T, d_h), final (B, d_h).
+    ``states[:, t]`` is the state after reading ``x[:, t]`` and ``final`` is the last of them:
+    everything the encoder knows about the sequence, in d_h numbers whatever T is. ``h0``
+    defaults to zeros; passing the ``final`` of one call as ``h0`` of the next continues the
+    sequence. (nn.RNN takes and returns its states as (1, B, d_h); here they are (B, d_h).)
+    """
+
+    def __init__(self, d_in: int, d_hidden: int):
+        super().__init__()
+        self.input_size, self.hidden_size = d_in, d_hidden
+        raise NotImplementedError("w01: implement RNNEncoder.__init__; see course/w01_attention/notes.md")
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError("w01: implement RNNEncoder.forward; see course/w01_attention/notes.md")
+
+
+def attention_lookup(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retrieval of one query over T key-value pairs: softmax(q Kᵀ / √d_k) V.
+
+    query: (..., d_k)   keys: (..., T, d_k)   values: (..., T, d_v)
+    Returns the retrieved value (..., d_v) and the weights (..., T), which sum to 1 over the T
+    keys. It is scaled_dot_product_attention with a single query (T_q = 1), axis dropped.
+    """
+    raise NotImplementedError("w01: implement attention_lookup; see course/w01_attention/notes.md")
