@@ -297,6 +297,10 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     is always kept. Returns a new tensor of the same shape, -inf at the dropped tokens.
     """
     ### BEGIN SOLUTION
+    if p >= 1.0:
+        # Every token is needed to reach a mass of 1. (In float32 the running sum reaches 1.0
+        # before the tail of tiny probabilities, which the comparison below would then drop.)
+        return logits.clone()
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
     probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = torch.cumsum(probs, dim=-1) - probs  # (..., V): mass of the more likely tokens

@@ -32,6 +32,13 @@ def meta_parameter_shapes(module, config_kwargs: dict):
     return [tuple(p.shape) for p in model.parameters()]
 
 
+def head_tie(model) -> dict:
+    """How ``lm_head.weight`` relates to ``tok_emb.weight``: the same Parameter object, or merely
+    the same storage (two Parameters, each with its own gradient and optimiser state)."""
+    head, emb = model.lm_head.weight, model.tok_emb.weight
+    return {"same_object": head is emb, "same_storage": head.data_ptr() == emb.data_ptr()}
+
+
 def build_gpt(module, config_kwargs: dict, seed: int):
     """``GPT(GPTConfig(**config_kwargs))`` with ``torch.manual_seed(seed)``, in eval mode."""
     torch.manual_seed(seed)
