@@ -27,6 +27,15 @@ pytestmark = pytest.mark.xdist_group("test_gradebook")
 
 SCHEDULE = load_schedule()  # week 1 is due 2027-01-18 23:59 UTC, week 2 on 2027-01-25; 72 h window
 NOW = datetime(2027, 4, 1, tzinfo=UTC)  # every window of the term has closed
+# The final grade is the share of every weight of the schedule's [grading] table that was earned.
+WEIGHT_TOTAL = sum(SCHEDULE.weights.weeks.values()) + sum(SCHEDULE.weights.notebooks.values())
+
+
+def percent(earned: float) -> float:
+    """A final grade (%, rounded as the gradebook rounds) from the weight points earned."""
+    return round(100 * earned / WEIGHT_TOTAL, 2)
+
+
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -227,7 +236,7 @@ def test_extensions_move_a_students_deadline(reports, tmp_path):
     assert causes["Extensions past the solutions"] == [("ada", "w01 +140 h")]
 
     for text, expected in (
-        ("[ada]\nw10 = 5\n", "unknown week or assignment 'w10'"),
+        ("[ada]\nw99 = 5\n", "unknown week or assignment 'w99'"),
         ("[ada]\nw01 = -5\n", "at least 0"),
         ("ada = 5\n", "must be a table"),
     ):
@@ -237,10 +246,12 @@ def test_extensions_move_a_students_deadline(reports, tmp_path):
 
 
 def test_final_grade_from_weights(reports, tmp_path):
-    # The schedule: weeks 1 to 8 weigh 7, week 9 14, the notebooks 30 in all (100 in all).
+    # The schedule: weeks 1 and 2 weigh 7 each (of WEIGHT_TOTAL, notebooks included).
     found = gradebook.build([reports], tmp_path / "book", schedule=SCHEDULE, now=NOW)
     finals = {s.student: s.final for s in found["book"].students}
-    assert finals["ada"] == pytest.approx(7 * 2 / 4 + 7 * 3 / 3), "missing weeks and notebooks count 0"
+    assert finals["ada"] == pytest.approx(percent(7 * 2 / 4 + 7 * 3 / 3)), (
+        "missing weeks and notebooks count 0"
+    )
     assert finals["dee"] == 0.0
     # A weights file instead: weeks 1 and 2 alone, one to three.
     path = tmp_path / "weights.toml"
@@ -250,14 +261,14 @@ def test_final_grade_from_weights(reports, tmp_path):
     found = gradebook.build([reports], tmp_path / "book2", schedule=SCHEDULE, weights=weights, now=NOW)
     assert {s.student: s.final for s in found["book"].students}["ada"] == pytest.approx(100 * (0.5 + 3) / 4)
     assert rows_of(tmp_path / "book2" / "gradebook.csv")["ada"]["final"] == "87.5"
-    # No weights anywhere: the nine weeks count the same.
+    # No weights anywhere: every week counts the same.
     bare = dataclasses.replace(SCHEDULE, weights=Weights())
     found = gradebook.build([reports], tmp_path / "book3", schedule=bare, now=NOW)
     assert {s.student: s.final for s in found["book"].students}["ada"] == pytest.approx(
-        100 * 1.5 / 9, abs=0.01
+        100 * 1.5 / len(SCHEDULE.weeks), abs=0.01
     )
     for text, expected in (
-        ("[weeks]\nw12 = 1\n", "unknown week"),
+        ("[weeks]\nw99 = 1\n", "unknown week"),
         ("[weeks]\nw01 = -1\n", "at least 0"),
         ("[quizzes]\nq1 = 1\n", "unknown table"),
     ):
@@ -362,7 +373,7 @@ def test_lms_exports(reports, tmp_path):
         "Section A",
         "2",
         "3",
-        "10.5",
+        f"{percent(7 * 2 / 4 + 7 * 3 / 3):g}",
     ]
     assert by_name["Zoe Z"][5:] == ["", "", "0"], "a student with nothing handed in: blank scores, final 0"
     assert by_name["dee"][1:5] == ["", "", "", ""], "not in the roster: only the id we know"
@@ -374,7 +385,8 @@ def test_lms_exports(reports, tmp_path):
         "w02 Multi-head attention (%)",
         "Final grade (%)",
     ]
-    assert ["ada@example.edu", "alovelace", "S001", "Lovelace, Ada", "50", "100", "10.5"] in moodle
+    final = f"{percent(7 * 2 / 4 + 7 * 3 / 3):g}"
+    assert ["ada@example.edu", "alovelace", "S001", "Lovelace, Ada", "50", "100", final] in moodle
     causes = causes_of(found)
     assert causes["No LMS identifiers"] == [("cy<b>", "not in the roster"), ("dee", "not in the roster")]
     assert ("zoe", "everything") in causes["Missing work"]
@@ -422,7 +434,7 @@ def test_nbgrader_scores_join_the_gradebook(reports, tmp_path, monkeypatch):
     assert rows["eve"]["late"] == "nb:review", "a notebook-only student gets a row too"
     assert causes_of(found)["Notebooks awaiting manual grading"] == [("eve", "review")]
     finals = {s.student: s.final for s in found["book"].students}
-    assert finals["ada"] == pytest.approx(7 * 2 / 4 + 7 + 12 * 5 / 6)
+    assert finals["ada"] == pytest.approx(percent(7 * 2 / 4 + 7 + 12 * 5 / 6))
     # An extension of a notebook-only assignment moves its deadline like a week's.
     extended = {"eve": {"review": 48.0}}
     gradebook.build(
@@ -473,12 +485,12 @@ def browser():
 
 @pytest.fixture(scope="module")
 def class_book(tmp_path_factory):
-    """A class of 60 over nine weeks: late work, long names, a hostile message, a failed grading."""
+    """A class of 60 over every week: late work, long names, a hostile message, a failed grading."""
     folder = tmp_path_factory.mktemp("class") / "reports"
     for n in range(60):
         student = f"student-{n:02d}" if n % 7 else f"student-{n:02d}-with-a-rather-long-github-login-name-x"
         scores = {}
-        for week in range(1, 10):
+        for week in range(1, len(SCHEDULE.weeks) + 1):
             got = (n * 7 + week * 3) % 5
             scores[f"w{week:02d}"] = [("first", PASS, 2, 2), ("second", PASS if got > 1 else FAIL, got, 4)]
         message = HOSTILE if n == 3 else "the weights sum over the query axis, not the key axis " * 8
@@ -504,7 +516,10 @@ def test_class_table_renders_without_sideways_scrolling(browser, class_book, tmp
     image = pytest.importorskip("PIL.Image")
     browser.open(class_book / "index.html")
     assert browser.evaluate("document.querySelectorAll('#class-table tbody tr').length") == 61
-    assert browser.evaluate("document.querySelectorAll('#class-table thead th').length") == 3 + 9 + 2
+    assert (
+        browser.evaluate("document.querySelectorAll('#class-table thead th').length")
+        == 3 + len(SCHEDULE.weeks) + 2
+    )
     assert browser.evaluate("document.documentElement.scrollWidth") <= 1280
     shot = np.asarray(image.open(browser.screenshot(tmp_path / "index.png")).convert("RGB"))
     assert shot.shape == (900, 1280, 3)
