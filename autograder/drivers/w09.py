@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import os
 import shutil
 import stat
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,9 +111,10 @@ def model_facts(model) -> dict:
     }
 
 
-def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clip: float, opt: dict, eps: float):
+def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clips: list, opt: dict, eps: float):
     """Load ``state``, build the package's optimizer (week 7 groups; Adam's ``eps`` set here)
-    and run `train_step` on each (x, y) batch. Returns (losses, state dict after every step)."""
+    and run `train_step` on each (x, y) batch with its lr and grad_clip. Returns (losses, state
+    dict after every step)."""
     model.load_state_dict(state)
     model.train()
     config = replace(pkg.TrainConfig(), **opt)
@@ -119,7 +122,7 @@ def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clip: fl
     for group in optimizer.param_groups:
         group["eps"] = eps
     losses, states = [], []
-    for (x, y), lr in zip(batches, lrs):
+    for (x, y), lr, grad_clip in zip(batches, lrs, grad_clips):
         loss = pkg.train_step(model, optimizer, x, y, lr=lr, grad_clip=grad_clip)
         losses.append(torch.as_tensor(loss).detach().float().reshape(()))
         states.append(_state(model))
@@ -127,12 +130,18 @@ def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clip: fl
 
 
 def evaluate(pkg, model, state: dict, splits: dict, kwargs: dict):
-    """`estimate_loss` on a model with weights ``state``; also reports whether the model is
-    back in training mode afterwards."""
+    """`estimate_loss` on a model with weights ``state``. Also reports whether the model is back
+    in training mode afterwards, and the mode it was in at each forward call (for a diagnosis
+    only: the verdict comes from the losses)."""
     model.load_state_dict(state)
     model.train()
-    out = pkg.estimate_loss(model, splits, **kwargs)
-    return out, bool(model.training)
+    modes: list[bool] = []
+    hook = model.register_forward_pre_hook(lambda module, args: modes.append(bool(module.training)))
+    try:
+        out = pkg.estimate_loss(model, splits, **kwargs)
+    finally:
+        hook.remove()
+    return out, bool(model.training), modes
 
 
 def train_and_predict(pkg, config: dict, inputs: torch.Tensor) -> torch.Tensor:
@@ -148,27 +157,71 @@ def train_and_predict(pkg, config: dict, inputs: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+@contextlib.contextmanager
+def _recording_batches(pkg):
+    """Record the training batches the package's `train` draws: wraps the ``get_batch`` that its
+    ``train`` module calls, and keeps, per call, the generator, x and the global RNG state (what
+    dropout draws from). Yields a list that `_training_draws` reads. Records nothing when the
+    module calls no ``get_batch`` of its own."""
+    module = importlib.import_module(pkg.__name__ + ".train")
+    original = getattr(module, "get_batch", None)
+    calls: list = []
+    if original is None:
+        yield calls
+        return
+
+    def get_batch(data, *args, generator=None, **kwargs):
+        batch = original(data, *args, generator=generator, **kwargs)
+        calls.append((generator, batch[0].detach().clone(), torch.get_rng_state()))
+        return batch
+
+    module.get_batch = get_batch
+    try:
+        yield calls
+    finally:
+        module.get_batch = original
+
+
+def _training_draws(calls: list) -> dict:
+    """The calls that drew training batches: those of the generator used most often (each
+    evaluation makes fresh generators of its own; the generators are kept alive in ``calls``,
+    so no two share an id)."""
+    counts = Counter(id(g) for g, _, _ in calls if g is not None)
+    if not counts:
+        return {"x": [], "rng": []}
+    batch_gen = counts.most_common(1)[0][0]
+    picked = [(x, rng) for g, x, rng in calls if g is not None and id(g) == batch_gen]
+    return {"x": [x for x, _ in picked], "rng": [rng for _, rng in picked]}
+
+
 def resume_runs(pkg, config: dict, stop_at: int, resume_seed: int, corpus: str | None = None) -> dict:
     """Run A straight through ``max_steps``; run B to ``stop_at`` (same seed, same schedule),
     then resume B to ``max_steps`` with ``seed=resume_seed``. A real resume restores the RNG and
     the batch generator from the checkpoint, so that seed changes nothing; a run that starts
     over ends elsewhere. ``corpus`` (text) is written to ``config["data"]`` first.
 
-    Returns both final state dicts, the step the resumed run reached, and A's ``ckpt.pt``
-    (in ``out_dir / "straight"``) as bytes (`read_files`)."""
+    Returns both final state dicts, the step the resumed run reached, A's ``ckpt.pt`` (in
+    ``out_dir / "straight"``) and B's final ``ckpt.pt`` as bytes (`read_files`), and, for a
+    diagnosis, the training batches A and resumed B drew and the RNG state at each."""
     with _scratch():
         _write_corpus(config, corpus)
         base = replace(pkg.TrainConfig(), **config)
         total = base.max_steps
-        a = pkg.train(replace(base, run_id="straight", lr_decay_steps=total))
+        with _recording_batches(pkg) as calls_a:
+            a = pkg.train(replace(base, run_id="straight", lr_decay_steps=total))
         pkg.train(replace(base, run_id="resumed", max_steps=stop_at, lr_decay_steps=total))
         resume = str(Path(base.out_dir) / "resumed")
-        b = pkg.train(replace(base, run_id="resumed", lr_decay_steps=total, seed=resume_seed, resume=resume))
-        files = read_files(Path(base.out_dir) / "straight", ["ckpt.pt"])
+        with _recording_batches(pkg) as calls_b:
+            b = pkg.train(
+                replace(base, run_id="resumed", lr_decay_steps=total, seed=resume_seed, resume=resume)
+            )
+        files = read_files(Path(base.out_dir) / "straight", ["ckpt.pt"], limit=FILES_LIMIT // 2)
         return {
             "straight": _state(a.model),
             "resumed": _state(b.model),
             "step": b.step,
+            "draws": {"straight": _training_draws(calls_a), "resumed": _training_draws(calls_b)},
+            "resumed_files": read_files(Path(base.out_dir) / "resumed", ["ckpt.pt"], limit=FILES_LIMIT // 2),
             **files,
         }
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from autograder.checks import GradingFailure, convention
+from autograder.isolation import SubmissionError, SubmissionTimeout
 from autograder.suites.w09_capstone import oracle
+
+DATA = convention("Objectives and data")  # next-token data and the tokenizers are stated there
 
 # Characters for tokenizer texts: ASCII, accents, CJK, emoji (4 UTF-8 bytes), a combining mark.
 ALPHABET = list("abcdefghijklmnoprstu") + ["é", "ß", "ñ", "日", "本", "語", "🙂", "🚀", "e\u0301"]
@@ -115,3 +119,21 @@ def small_corpus(n_chars: int = 60_000) -> str:
     (all 65 characters do not occur in it; runs that use it are about the machinery, not the
     loss)."""
     return oracle.shakespeare().read_text()[:n_chars]
+
+
+def attempt(explain, call, *args, **kwargs):
+    """``call(*args, **kwargs)``; when the submission raises, ``explain(exc)`` may say why in the student's
+    terms (a string, shown with their traceback) or return None to let the error through as it
+    is. An unfinished stub (NotImplementedError) and a timeout always go through unchanged."""
+    try:
+        return call(*args, **kwargs)
+    except SubmissionTimeout:
+        raise
+    except SubmissionError as exc:
+        message = None if exc.exc_type == "NotImplementedError" else explain(exc)
+        if message is None:
+            raise
+        text = f"{message} ({str(exc)[:300]})"
+        if exc.traceback:
+            text += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
+        raise GradingFailure(text) from None

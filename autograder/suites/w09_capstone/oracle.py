@@ -79,9 +79,18 @@ def forward(
     scale: bool = True,
     untied: bool = False,
     return_weights: bool = False,
+    heads_untransposed: bool = False,
+    first_position: int = 0,
+    mask_above: bool = False,
+    softmax_over_queries: bool = False,
 ):
     """Logits (B, T, V) of the Mini-GPT with state dict ``sd`` on idx (B, T) (and the
-    per-layer attention weights with ``return_weights``)."""
+    per-layer attention weights with ``return_weights``).
+
+    Classic mistakes: ``heads_untransposed`` re-assembles (B, h, T, d_head) as (B, T, d) without
+    moving the head axis back; ``first_position`` 1 reads the position table from row 1;
+    ``mask_above`` keeps the upper triangle (the future) in the attention maps instead of the
+    lower; ``softmax_over_queries`` normalises the maps over dim -2."""
     B, T = idx.shape
 
     def ln(x, name):
@@ -92,7 +101,7 @@ def forward(
 
     x = sd["tok_emb.weight"][idx]
     if not rope:
-        x = x + sd["pos_emb.weight"][:T]
+        x = x + sd["pos_emb.weight"][first_position : first_position + T]
     d = x.shape[-1]
     d_head = d // n_heads
     maps = []
@@ -109,9 +118,11 @@ def forward(
         if return_weights:
             scores = (q @ k.transpose(-2, -1)) * s
             if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            maps.append(torch.softmax(scores, dim=-1))
-        a = linear(att.transpose(1, 2).reshape(B, T, d), f"{p}.attn.proj")
+                shown = torch.ones(T, T, dtype=torch.bool).triu() if mask_above else mask
+                scores = scores.masked_fill(~shown, float("-inf"))
+            maps.append(torch.softmax(scores, dim=-2 if softmax_over_queries else -1))
+        merged = att.reshape(B, T, d) if heads_untransposed else att.transpose(1, 2).reshape(B, T, d)
+        a = linear(merged, f"{p}.attn.proj")
         if post_ln:
             x = ln(x + a, f"{p}.ln1")
             x = ln(x + linear(F.gelu(linear(x, f"{p}.mlp.fc")), f"{p}.mlp.proj"), f"{p}.ln2")
@@ -132,21 +143,35 @@ def param_count(V: int, block_size: int, n_layers: int, d: int, *, bias: bool, r
 
 
 # --------------------------------------------------------------------------- BPE
-def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+def _merge(ids: list[int], pair: tuple[int, int], new_id: int, overlapping: bool = False) -> list[int]:
+    """Replace ``pair`` by ``new_id`` left to right; ``overlapping`` reproduces the mistake of
+    moving on by one id after a match (so ``[5, 5, 5]`` becomes ``[9, 9, 5]``)."""
     out, i = [], 0
     while i < len(ids):
         if ids[i : i + 2] == list(pair):
             out.append(new_id)
-            i += 2
+            i += 1 if overlapping else 2
         else:
             out.append(ids[i])
             i += 1
     return out
 
 
-def train_bpe(text: str, vocab_size: int) -> list[tuple[int, int, int]]:
-    """Merges as (a, b, new_id), in the order learnt."""
-    words = Counter(tuple(chunk.encode("utf-8")) for chunk in re.findall(CHUNK_PATTERN, text))
+def train_bpe(
+    text: str,
+    vocab_size: int,
+    *,
+    weighted: bool = True,
+    chunked: bool = True,
+    overlapping: bool = False,
+) -> list[tuple[int, int, int]]:
+    """Merges as (a, b, new_id), in the order learnt. The switches reproduce classic mistakes:
+    ``weighted=False`` counts each distinct chunk once, ``chunked=False`` treats the whole text
+    as one chunk (merges across word boundaries), ``overlapping`` merges overlapping pairs."""
+    chunks = re.findall(CHUNK_PATTERN, text) if chunked else [text]
+    words = Counter(tuple(chunk.encode("utf-8")) for chunk in chunks)
+    if not weighted:
+        words = Counter(dict.fromkeys(words, 1))
     merges = []
     for new_id in range(256, vocab_size):
         stats: Counter = Counter()
@@ -160,21 +185,31 @@ def train_bpe(text: str, vocab_size: int) -> list[tuple[int, int, int]]:
         merges.append((pair[0], pair[1], new_id))
         merged: Counter = Counter()
         for word, n in words.items():
-            merged[tuple(_merge(list(word), pair, new_id))] += n
-        words = merged
+            merged[tuple(_merge(list(word), pair, new_id, overlapping))] += n
+        words = merged if weighted else Counter(dict.fromkeys(merged, 1))
     return merges
 
 
-def encode_bpe(text: str, merges: list[tuple[int, int, int]]) -> list[int]:
+def encode_bpe(text: str, merges: list[tuple[int, int, int]], order: str = "learnt") -> list[int]:
     """Apply the merges in the order learnt to every chunk's bytes (equivalent to applying the
-    lowest-ranked available pair first)."""
+    lowest-ranked available pair first). ``order`` reproduces mistakes: ``"leftmost"`` merges
+    the leftmost pair that has a merge, ``"latest"`` the pair learnt last."""
+    rank = {(a, b): new_id for a, b, new_id in merges}
     out = []
     for chunk in re.findall(CHUNK_PATTERN, text):
         ids = list(chunk.encode("utf-8"))
-        for a, b, new_id in merges:
-            if len(ids) < 2:
-                break
-            ids = _merge(ids, (a, b), new_id)
+        if order == "learnt":
+            for a, b, new_id in merges:
+                if len(ids) < 2:
+                    break
+                ids = _merge(ids, (a, b), new_id)
+        else:
+            while True:
+                candidates = [p for p in zip(ids, ids[1:]) if p in rank]
+                if not candidates:
+                    break
+                pair = candidates[0] if order == "leftmost" else max(candidates, key=rank.get)
+                ids = _merge(ids, pair, rank[pair])
         out.extend(ids)
     return out
 
@@ -199,12 +234,29 @@ def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return out
 
 
-def heldout_nll(sd: dict, data: torch.Tensor, n_heads: int, block_size: int, **kw) -> float:
-    """Mean next-token loss over every prediction in ``data``, non-overlapping windows."""
-    total, n = 0.0, len(data) - 1
+def heldout_nll(
+    sd: dict,
+    data: torch.Tensor,
+    n_heads: int,
+    block_size: int,
+    *,
+    drop_partial: bool = False,
+    per_window: bool = False,
+    **kw,
+) -> float:
+    """Mean next-token loss over every prediction in ``data``, non-overlapping windows.
+    Mistakes: ``drop_partial`` leaves out the last, shorter window (still dividing by every
+    prediction); ``per_window`` averages the windows' mean losses instead of the tokens'."""
+    total, n, means = 0.0, len(data) - 1, []
     with torch.no_grad():
         for s in range(0, n, block_size):
             t = min(block_size, n - s)
+            if drop_partial and t < block_size:
+                continue
             logits = forward(sd, data[s : s + t][None], n_heads, **kw)
-            total += F.cross_entropy(logits[0].double(), data[s + 1 : s + t + 1], reduction="sum").item()
+            nll = F.cross_entropy(logits[0].double(), data[s + 1 : s + t + 1], reduction="sum").item()
+            total += nll
+            means.append(nll / t)
+    if per_window:
+        return sum(means) / len(means)
     return total / n

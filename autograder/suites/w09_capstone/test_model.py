@@ -2,6 +2,20 @@
 
 Weights are drawn at grading time in the documented state-dict layout and loaded into the
 student's model; logits, loss and attention weights are recomputed here by `oracle.forward`.
+
+What the model promises, and the edge each promise is tested at (test in brackets):
+
+  * the documented state-dict keys and shapes, with and without biases and RoPE (state_dict_layout)
+  * pre-LN blocks, causal attention scaled by 1/√d_head, heads re-assembled in order, exact GELU,
+    a final LayerNorm, the tied head; positions from 0; T = block_size, T < block_size and T = 1
+    (a single token); the mean loss over B·T positions, None without targets
+    (forward_matches_oracle)
+  * RoPE on interleaved pairs, q and k only, position 0 the identity (rope_model_matches_oracle,
+    rope_convention)
+  * a later token never changes an earlier logit (causality)
+  * the head shares the embedding's Parameter (one tensor, counted once) and the exact parameter
+    count (weight_tying_and_parameter_count)
+  * attention maps: lower triangle, each row a softmax over the keys (attention_maps)
 """
 
 from __future__ import annotations
@@ -10,12 +24,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import check, check_close, check_equal
+from autograder.checks import check, check_close, check_equal, convention
 from autograder.drivers.w09 import model_facts
 from autograder.suites.w09_capstone import oracle
 from autograder.suites.w09_capstone.common import expected_shapes, model_config, new_model, random_state
 
 pytestmark = pytest.mark.w09
+
+MASKS = convention("Masks and attention")
+POSITIONS = convention("Positions")
+BLOCKS = convention("Blocks")
 
 # Largest |logits - oracle| over 20 seeds × (bias, rope) on these configurations (weights
 # ~N(0, 0.3)): 2.6e-6; attention weights 1e-6.
@@ -34,22 +52,38 @@ def _bugs(sd, idx, n_heads, rope):
     bugs = [
         (
             oracle.forward(sd, idx, n_heads, rope=rope, post_ln=True),
-            "the blocks are post-LN (normalise after the residual add); the model is pre-LN: x + attn(ln1(x)).",
+            "the blocks are post-LN (normalise after the residual add); the model is pre-LN: "
+            f"x + attn(ln1(x)) ({BLOCKS}).",
         ),
         (
             oracle.forward(sd, idx, n_heads, rope=rope, causal=False),
-            "attention is not causal: positions see the future (is_causal=True / a lower-triangular mask).",
+            "attention is not causal: positions see the future (is_causal=True / a lower-triangular mask) "
+            f"({MASKS}).",
         ),
         (
             oracle.forward(sd, idx, n_heads, rope=rope, scale=False),
-            "attention scores are not scaled by 1/√d_head.",
+            f"attention scores are not scaled by 1/√d_head ({MASKS}).",
+        ),
+        (
+            oracle.forward(sd, idx, n_heads, rope=rope, heads_untransposed=True),
+            "the heads were put back side by side without transposing: (B, h, T, d_head) must become "
+            "(B, T, h, d_head) (transpose(1, 2)) before the view to (B, T, d), or the numbers are scrambled.",
         ),
     ]
+    if not rope and idx.size(1) < sd["pos_emb.weight"].size(0):
+        bugs.append(
+            (
+                oracle.forward(sd, idx, n_heads, first_position=1),
+                "the position table is read from row 1: positions start at 1 instead of 0, so the first "
+                f"token of a window must add pos_emb row 0 (torch.arange(T)) ({POSITIONS}).",
+            )
+        )
     if rope:
         bugs.append(
             (
                 oracle.forward(sd, idx, n_heads, rope=True, half_split=True),
-                "RoPE rotates the half-split pairs (x[i], x[i + d/2]) (the GPT-NeoX / Llama layout); the course rotates interleaved pairs (x[2i], x[2i+1]).",
+                "RoPE rotates the half-split pairs (x[i], x[i + d/2]) (the GPT-NeoX / Llama layout); the "
+                f"course rotates interleaved pairs (x[2i], x[2i+1]) ({POSITIONS}).",
             )
         )
     return bugs
@@ -84,6 +118,21 @@ def test_forward_matches_oracle(student, gen):
     idx = torch.randint(cfg["vocab_size"], (3, cfg["block_size"]), generator=gen)
     targets = torch.randint(cfg["vocab_size"], (3, cfg["block_size"]), generator=gen)
     model = _loaded(student, cfg, sd)
+    # Shorter than block_size first (a position table read from the wrong row still runs there),
+    # then a single token, then the full context.
+    for T in (5, 1):
+        short = idx[:, :T]
+        logits, loss = model(short)
+        check(loss is None, "model(idx) without targets should return (logits, None).")
+        check_close(
+            logits,
+            oracle.forward(sd, short, cfg["n_heads"]),
+            what=f"logits for T = {T} < block_size",
+            atol=ATOL,
+            rtol=ATOL,
+            hint="pre-LN blocks, causal attention, exact GELU MLP, final LayerNorm, tied head; positions 0 … T - 1.",
+            diagnose=lambda short=short: _bugs(sd, short, cfg["n_heads"], rope=False),
+        )
     logits, loss = model(idx, targets)
     expected = oracle.forward(sd, idx, cfg["n_heads"])
     check_close(
@@ -93,7 +142,7 @@ def test_forward_matches_oracle(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="pre-LN blocks, causal attention, exact GELU MLP, final LayerNorm, tied head.",
-        diagnose=_bugs(sd, idx, cfg["n_heads"], rope=False),
+        diagnose=lambda: _bugs(sd, idx, cfg["n_heads"], rope=False),
     )
     check_close(
         loss,
@@ -102,16 +151,6 @@ def test_forward_matches_oracle(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="mean cross-entropy over all B·T positions: flatten logits to (B·T, V) and targets to (B·T,).",
-    )
-    short = idx[:, :5]
-    logits, loss = model(short)
-    check(loss is None, "model(idx) without targets should return (logits, None).")
-    check_close(
-        logits,
-        oracle.forward(sd, short, cfg["n_heads"]),
-        what="logits for T < block_size",
-        atol=ATOL,
-        rtol=ATOL,
     )
 
 
@@ -129,7 +168,7 @@ def test_rope_model_matches_oracle(student, gen):
         atol=ATOL,
         rtol=ATOL,
         hint="rotate q and k (not v) per head, pairs (2i, 2i+1), angle p·10000^(-2i/d_head), no position table.",
-        diagnose=_bugs(sd, idx, cfg["n_heads"], rope=True),
+        diagnose=lambda: _bugs(sd, idx, cfg["n_heads"], rope=True),
     )
 
 
@@ -146,7 +185,17 @@ def test_rope_convention(student, gen):
         what="apply_rope([1, 2, 3, 4]) at positions 0 and 1 (d=4)",
         atol=1e-6,
         hint="position 0 is the identity; pairs (x[2i], x[2i+1]) turn by p·base^(-2i/d).",
-        diagnose=[(half, "this is the half-split layout (rotate_half); the course pairs interleaved dims.")],
+        diagnose=[
+            (
+                half,
+                "this is the half-split layout (rotate_half); the course rotates interleaved pairs "
+                f"(x[2i], x[2i+1]) ({POSITIONS}).",
+            ),
+            (
+                oracle.rope_complex(torch.cat([x[:1], x]))[1:],
+                f"positions start at 1 instead of 0: position 0 must be the identity ({POSITIONS}).",
+            ),
+        ],
     )
     x = torch.randn(2, 3, 7, 8, generator=gen)
     cos, sin = student.rope_angles(7, 8)
@@ -171,7 +220,8 @@ def test_causality(student, gen):
         before[:, :cut],
         what=f"logits of positions < {cut} after changing tokens from position {cut} on",
         atol=1e-6,
-        hint="position t may attend to positions ≤ t only: a causal mask (is_causal=True).",
+        hint="earlier positions changed when only later tokens did: attention sees the future. Position t "
+        f"may attend to positions ≤ t only: a causal mask (is_causal=True) ({MASKS}).",
     )
 
 
@@ -183,7 +233,8 @@ def test_weight_tying_and_parameter_count(student, submission, gen):
         facts = submission.run(model_facts, new_model(student, cfg))
         check(
             facts["tied"],
-            "lm_head.weight is not the same tensor as tok_emb.weight.",
+            "the output head is not tied to the token embedding: lm_head.weight is not the same tensor as "
+            f"tok_emb.weight, so the model learns two (V, d) matrices instead of one ({BLOCKS}).",
             "weight tying: self.lm_head.weight = self.tok_emb.weight.",
         )
         expected = oracle.param_count(
@@ -208,4 +259,18 @@ def test_attention_maps(student, gen):
             what=f"attention weights of layer {layer} (B, h, T, T)",
             atol=1e-5,
             hint="softmax over keys of q·k/√d_head with future keys masked, per head.",
+            diagnose=lambda layer=layer: [
+                (
+                    oracle.forward(sd, idx, cfg["n_heads"], return_weights=True, mask_above=True)[1][layer],
+                    "the mask's triangle is on the wrong side: each position attends to itself and the future "
+                    f"(upper triangle, triu) instead of the past (lower triangle, tril) ({MASKS}).",
+                ),
+                (
+                    oracle.forward(sd, idx, cfg["n_heads"], return_weights=True, softmax_over_queries=True)[
+                        1
+                    ][layer],
+                    "each column sums to 1 instead of each row: the softmax ran over the queries (dim=-2); "
+                    f"a query's weights over the keys sum to 1 (dim=-1) ({MASKS}).",
+                ),
+            ],
         )

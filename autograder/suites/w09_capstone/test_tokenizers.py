@@ -1,7 +1,28 @@
 """Week 9 hidden suite: the character tokenizer and byte-level BPE.
 
 Expected ids and merges come from `oracle` (written from the stated rules), on texts drawn
-from the grading seed.
+from the grading seed; the classic mistakes are recomputed there too, so a match is named.
+
+What the tokenizers promise, and the edge each promise is tested at (test in brackets):
+
+CharTokenizer
+  * ids in sorted order, a round trip; the empty string, a one-character corpus, ids given as a
+    1-D tensor (char_tokenizer_sorted_ids)
+  * an unknown character raises ValueError naming it: not KeyError, not a silent id
+    (char_tokenizer_unknown_character)
+BPETokenizer.train
+  * most frequent pair first, each chunk weighted by how often it occurs, merges inside chunks
+    only, non-overlapping replacement, ties to the smallest pair, exactly vocab_size - 256 merges
+    (bpe_merges_follow_the_rule)
+  * vocab_size 256 learns nothing; an empty text; stops early when no pair is left (bpe_train_edges)
+BPETokenizer.encode
+  * merges applied in the order learnt, not leftmost first nor latest first (bpe_encode_applies_
+    merges_in_order_learnt); the empty string and one-byte chunks (bpe_encode_short_inputs)
+  * any Unicode round-trips, equal to an independent encoder (bpe_round_trip_any_unicode)
+BPETokenizer.decode
+  * bytes joined first, then decoded leniently (errors="replace"): an empty list, a lone byte, a
+    character cut short, a character split over tokens (bpe_decode_is_lenient)
+  * save/load keeps merges and ids (bpe_save_and_load)
 """
 
 from __future__ import annotations
@@ -12,11 +33,11 @@ from collections import Counter
 import pytest
 import torch
 
-from autograder.checks import GradingFailure, check, check_equal
+from autograder.checks import Example, GradingFailure, check, check_equal
 from autograder.drivers.w09 import save_and_reload
-from autograder.isolation import SubmissionError
+from autograder.isolation import SubmissionError, SubmissionTimeout
 from autograder.suites.w09_capstone import oracle
-from autograder.suites.w09_capstone.common import random_text, unicode_strings
+from autograder.suites.w09_capstone.common import DATA, attempt, randint, random_text, unicode_strings
 
 pytestmark = pytest.mark.w09
 
@@ -37,12 +58,27 @@ def test_char_tokenizer_sorted_ids(student, gen):
     if list(ids) == [first_seen[c] for c in text] and list(ids) != expected.tolist():
         raise GradingFailure(
             "CharTokenizer ids follow the order in which characters first appear; the course numbers "
-            "them in sorted order (sorted(set(text))), so the same corpus always gives the same ids."
+            f"them in sorted order (sorted(set(text))), so the same corpus always gives the same ids ({DATA})."
         )
     check_equal(
-        _ids(ids), expected, what="CharTokenizer.encode(text)", hint="id i is the i-th smallest character."
+        _ids(ids),
+        expected,
+        what="CharTokenizer.encode(text)",
+        hint="id i is the i-th smallest character.",
+        example=Example(
+            'CharTokenizer.from_text("hello").encode("hole")',
+            [1, 3, 2, 0],
+            lambda: list(student.CharTokenizer.from_text("hello").encode("hole")),
+        ),
     )
     check_equal(tok.decode(ids), text, what="decode(encode(text))")
+    # Edges: nothing to encode, ids as a tensor, a corpus of one character.
+    check_equal(list(tok.encode("")), [], what='encode("") (the empty string)')
+    check_equal(tok.decode([]), "", what="decode([]) (no ids)")
+    check_equal(tok.decode(_ids(ids[:20])), text[:20], what="decode of a 1-D tensor of ids")
+    one = student.CharTokenizer.from_text("zzz")
+    check_equal(one.vocab_size, 1, what='vocab_size of a corpus of one character ("zzz")')
+    check_equal(list(one.encode("zz")), [0, 0], what='encode("zz") with the vocabulary ["z"]')
 
 
 @pytest.mark.points(1)
@@ -52,23 +88,55 @@ def test_char_tokenizer_unknown_character(student, gen):
     tok = student.CharTokenizer.from_text(text)
     try:
         got = tok.encode(text[:5] + "Z")
+    except SubmissionTimeout:
+        raise
     except SubmissionError as exc:
+        if exc.exc_type == "NotImplementedError":
+            raise
         check(
             exc.exc_type == "ValueError",
-            f"encoding an unknown character raised {exc.exc_type or 'an error'}, not ValueError.",
+            f"encoding an unknown character raised {exc.exc_type or 'an error'}, not ValueError: catch the "
+            "failed lookup and raise ValueError (a KeyError from a dictionary says nothing to the person "
+            f"whose text it is) ({DATA}).",
             "check membership and raise ValueError with a message that names the character.",
         )
         check("Z" in str(exc), "the ValueError's message does not name the unknown character ('Z').")
         return
     raise GradingFailure(
         f"encoding a character that is not in the vocabulary returned {str(got)[:80]} instead of raising "
-        "ValueError: a silent id would corrupt the data without anyone noticing."
+        f"ValueError: a silent id would corrupt the data without anyone noticing ({DATA})."
     )
 
 
-def _first_difference(text: str, got: list, expected: list) -> str:
-    """Why merge number i differs: a wrong count, or a tie broken the wrong way."""
-    i = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+# --------------------------------------------------------------------------- BPE training
+MERGE_MISTAKES = (
+    (
+        {"weighted": False},
+        "pairs were counted once per distinct chunk: weight each chunk by how often it occurs in the text "
+        f"(a word seen 50 times contributes its pairs 50 times) ({DATA}).",
+    ),
+    (
+        {"chunked": False},
+        "merges crossed chunk boundaries (the text was treated as one long sequence): split it into chunks "
+        f"with CHUNK_PATTERN first, and count pairs inside each chunk only ({DATA}).",
+    ),
+    (
+        {"overlapping": True},
+        "a merge replaced overlapping occurrences: after replacing a pair, skip both of its ids, so "
+        "occurrences do not overlap (merge_pair([5, 5, 5], (5, 5), 9) == [9, 5]).",
+    ),
+)
+
+
+def _first_difference(text: str, got: list, expected: list, vocab_size: int) -> str:
+    """Why the merges differ: a classic mistake recomputed here, a tie broken the wrong way, or
+    a wrong count at merge number i."""
+    for switches, why in MERGE_MISTAKES:
+        if got == oracle.train_bpe(text, vocab_size, **switches):
+            return why
+    i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), None)
+    if i is None:  # a prefix of the expected merges, of another length
+        return f"your merges agree with the expected ones for {min(len(got), len(expected))} merges."
     words = Counter(tuple(c.encode("utf-8")) for c in re.findall(oracle.CHUNK_PATTERN, text))
     for a, b, new_id in expected[:i]:
         merged: Counter = Counter()
@@ -84,7 +152,7 @@ def _first_difference(text: str, got: list, expected: list) -> str:
     if mine == top:
         return (
             f"merge #{i} (new id {256 + i}): several pairs occur {top} times and yours is not the smallest "
-            "pair (a, b); ties must go to the smallest pair so training is deterministic."
+            f"pair (a, b); ties must go to the smallest pair so training is deterministic ({DATA})."
         )
     return (
         f"merge #{i} (new id {256 + i}): your pair occurs {mine} times at that point, but another pair occurs "
@@ -100,18 +168,125 @@ def test_bpe_merges_follow_the_rule(student, gen):
     tok = student.BPETokenizer.train(text, 256 + n_merges)
     got = [tuple(int(v) for v in m) for m in tok.state_dict()["merges"]]
     expected = oracle.train_bpe(text, 256 + n_merges)
-    check_equal(len(got), len(expected), what="number of merges learnt for vocab_size 256 + 40")
+    check_equal(
+        len(got),
+        len(expected),
+        what="number of merges learnt for vocab_size 256 + 40",
+        hint="vocab_size counts the 256 byte ids: train learns vocab_size - 256 merges (ids 256 … vocab_size - 1).",
+        diagnose=[
+            (
+                n_merges + 1,
+                f"one merge too many: vocab_size counts the 256 byte ids, so ids 256 … vocab_size - 1 ({DATA}).",
+            ),
+            (
+                n_merges - 1,
+                f"one merge too few: vocab_size counts the 256 byte ids, so ids 256 … vocab_size - 1 ({DATA}).",
+            ),
+        ],
+    )
     if got != expected:
-        raise GradingFailure(_first_difference(text, got, expected))
+        raise GradingFailure(_first_difference(text, got, expected, 256 + n_merges))
     check_equal(tok.vocab_size, 256 + n_merges, what="BPETokenizer.vocab_size")
+
+
+@pytest.mark.points(1)
+def test_bpe_train_edges(student, gen):
+    """BPE training learns nothing at vocab_size 256 and stops early when no pair is left"""
+    word = "".join(chr(97 + randint(gen, 26)) for _ in range(4))
+
+    def stopped(exc: SubmissionError) -> str:
+        return (
+            "BPETokenizer.train failed once every chunk was a single token: when no adjacent pair is left, "
+            "stop early (the docstring's 'fewer if no pair is left') instead of picking a pair from an empty "
+            f"count ({DATA})"
+        )
+
+    for text, vocab_size, what in (
+        (word * 3, 256, "vocab_size 256 (the bytes alone)"),
+        ("", 300, "an empty text"),
+        (f"{word} {word}", 1000, f"{word!r} twice with vocab_size 1000"),
+    ):
+        tok = attempt(stopped, student.BPETokenizer.train, text, vocab_size)
+        expected = oracle.train_bpe(text, vocab_size)
+        got = [tuple(int(v) for v in m) for m in tok.state_dict()["merges"]]
+        check_equal(got, expected, what=f"merges learnt from {what}")
+        check_equal(tok.vocab_size, 256 + len(expected), what=f"vocab_size after training on {what}")
+
+
+# --------------------------------------------------------------------------- BPE encode / decode
+def _vocab(merges) -> dict[int, bytes]:
+    vocab = {i: bytes([i]) for i in range(256)}
+    for a, b, new_id in merges:
+        vocab[new_id] = vocab[a] + vocab[b]
+    return vocab
+
+
+# Two merges, learnt in either order, and the string "abc": which pair goes first decides the ids.
+ORDER_CASES = (
+    ({(97, 98): 256, (98, 99): 257}, "abc", [256, 99]),  # "ab" learnt first: (ab) + c
+    ({(98, 99): 256, (97, 98): 257}, "abc", [97, 256]),  # "bc" learnt first: a + (bc)
+    ({(97, 98): 256, (98, 99): 257, (256, 99): 258}, "xabc abc", [120, 258, 32, 258]),
+)
+
+
+@pytest.mark.points(1)
+def test_bpe_encode_applies_merges_in_order_learnt(student, gen):
+    """BPE encode applies the learnt merges in the order they were learnt"""
+    for merges, text, expected in ORDER_CASES:
+        tok = student.BPETokenizer(merges)
+        ranked = [(a, b, i) for (a, b), i in sorted(merges.items(), key=lambda m: m[1])]
+        check_equal(
+            list(tok.encode(text)),
+            expected,
+            what=f"BPETokenizer({merges}).encode({text!r})",
+            hint="start from the bytes; repeatedly merge the adjacent pair with the lowest new id.",
+            diagnose=[
+                (
+                    oracle.encode_bpe(text, ranked, order="leftmost"),
+                    "the leftmost mergeable pair was merged first; merges apply in the order learnt (the "
+                    f"pair with the lowest new id first), which is what training did to the same bytes ({DATA}).",
+                ),
+                (
+                    oracle.encode_bpe(text, ranked, order="latest"),
+                    "the merge learnt last was applied first; merges apply in the order learnt (the pair "
+                    f"with the lowest new id first), which is what training did to the same bytes ({DATA}).",
+                ),
+            ],
+            example=Example(
+                "BPETokenizer({(98, 99): 256, (97, 98): 257}).encode('abc')  (bc learnt before ab)",
+                [97, 256],
+                lambda: list(student.BPETokenizer({(98, 99): 256, (97, 98): 257}).encode("abc")),
+            ),
+        )
+
+
+@pytest.mark.points(1)
+def test_bpe_encode_short_inputs(student, gen):
+    """BPE encodes the empty string and one-byte chunks"""
+    tok = student.BPETokenizer({(97, 98): 256})
+
+    def one_byte(exc: SubmissionError) -> str:
+        return (
+            "encoding a chunk of a single byte failed: it has no adjacent pair to merge, so stop merging "
+            "when fewer than two ids are left"
+        )
+
+    for text, expected in (("", []), ("a", [97]), ("é", [195, 169]), ("ab", [256]), ("a b", [97, 32, 98])):
+        got = attempt(one_byte, tok.encode, text)
+        check_equal(list(got), expected, what=f"BPETokenizer({{(97, 98): 256}}).encode({text!r})")
+
+
+def _per_token(ids, vocab) -> str:
+    return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
 
 
 @pytest.mark.points(2)
 def test_bpe_round_trip_any_unicode(student, gen):
-    """BPE encode applies the merges in order and decode(encode(s)) == s for any Unicode"""
+    """BPE encode equals an independent encoder and decode(encode(s)) == s for any Unicode"""
     text = random_text(gen, n_words=300)
     tok = student.BPETokenizer.train(text, 256 + 30)
     merges = [tuple(int(v) for v in m) for m in tok.state_dict()["merges"]]
+    vocab = _vocab(merges)
     for s in [text[:200], *unicode_strings(gen)]:
         ids = tok.encode(s)
         check_equal(
@@ -120,13 +295,62 @@ def test_bpe_round_trip_any_unicode(student, gen):
             what=f"BPE encode of a {len(s)}-character string",
             hint="start from each chunk's UTF-8 bytes; repeatedly apply the merge learnt earliest.",
         )
-        check_equal(tok.decode(ids), s, what=f"decode(encode(s)) for a {len(s)}-character string")
-    check_equal(
-        tok.decode([0xE6]),
-        "\ufffd",
-        what="decode of a lone byte that starts a multi-byte character",
-        hint="decode the joined bytes with errors='replace'.",
-    )
+        check_equal(
+            tok.decode(ids),
+            s,
+            what=f"decode(encode(s)) for a {len(s)}-character string",
+            diagnose=[
+                (
+                    _per_token(ids, vocab),
+                    "each token was decoded on its own: a character whose bytes are split over tokens "
+                    f"becomes '\ufffd'. Join the bytes of all ids first, then decode once ({DATA}).",
+                )
+            ],
+        )
+
+
+@pytest.mark.points(1)
+def test_bpe_decode_is_lenient(student, gen):
+    """BPE decode joins the bytes, then decodes leniently: invalid UTF-8 becomes U+FFFD"""
+    tok = student.BPETokenizer()  # no merges: id i is byte i
+    rocket = list("🚀".encode())  # 4 bytes, 4 ids
+
+    def strict(exc: SubmissionError) -> str | None:
+        if exc.exc_type != "UnicodeDecodeError":
+            return None
+        return (
+            "decode raised on bytes that are not valid UTF-8 on their own: it decoded strictly, while the "
+            "docstring asks for a lenient decode (errors='replace', each bad sequence becomes U+FFFD '\ufffd'): "
+            f"a sample can stop in the middle of a character ({DATA})"
+        )
+
+    for ids, expected, what in (
+        ([], "", "decode([]) (no ids)"),
+        ([0xE6], "\ufffd", "decode of a lone byte that starts a multi-byte character"),
+        (rocket[:3], "\ufffd", "decode of an emoji cut after 3 of its 4 bytes"),
+        (rocket, "🚀", "decode of the 4 byte ids of one emoji"),
+        ([104, 105, 0xE6], "hi\ufffd", "decode of 'hi' followed by a lone byte"),
+    ):
+        got = attempt(strict, tok.decode, ids)
+        check_equal(
+            got,
+            expected,
+            what=what,
+            hint="join the bytes of every id, then bytes.decode('utf-8', errors='replace').",
+            diagnose=[
+                (
+                    bytes(ids).decode("utf-8", errors="ignore"),
+                    "invalid bytes were dropped (errors='ignore'); the docstring's lenient decode replaces "
+                    "them with U+FFFD '\ufffd' (errors='replace'), so a broken character stays visible "
+                    f"({DATA}).",
+                ),
+                (
+                    _per_token(ids, _vocab([])),
+                    "each token was decoded on its own: a character whose bytes are split over tokens "
+                    f"becomes '\ufffd'. Join the bytes of all ids first, then decode once ({DATA}).",
+                ),
+            ],
+        )
 
 
 @pytest.mark.points(1)

@@ -6,6 +6,20 @@ exact resume, and the run directory.
 the logits it returns. Runs write only relative paths inside the submission process's own
 directory; the files a test inspects come back as bytes (`autograder.drivers.w09.read_files`)
 and are parsed here (checkpoints with ``weights_only=True``), never opened by path.
+
+What training promises, and the edge each promise is tested at (test in brackets):
+
+  * train_step: the lr given written into every param group, forward, backward, the global norm
+    clipped before optimizer.step(), gradients cleared after; grad_clip 0 turns clipping off
+    (train_step_matches_adamw)
+  * estimate_loss: eval mode (dropout off) during, train mode after, a fresh generator seeded
+    alike for each split, the mean over eval_iters (estimate_loss)
+  * a real run beats the bigram floor (trains_below_bigram_floor)
+  * resume: model, optimizer state, step, batch generator and dropout RNG all come from the
+    checkpoint, whatever seed the resuming call is given (checkpoint_round_trip_and_exact_resume)
+  * the run directory: files, columns, a row every log_interval and eval_interval and at the last
+    step; the schedule logged at every step, from step 0 (rate 0), through the end of warm-up,
+    to lr_decay_steps before max_steps and min_lr after it (run_directory_holds_what_the_notes_promise)
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import GradingFailure, check, check_close, check_equal
+from autograder.checks import GradingFailure, check, check_close, check_equal, convention
 from autograder.drivers.w09 import (
     RUN_FILES,
     evaluate,
@@ -40,6 +54,8 @@ from autograder.suites.w09_capstone.common import (
 )
 
 pytestmark = pytest.mark.w09
+
+OPTIM = convention("Optimisation")
 
 METRIC_COLUMNS = ["step", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s"]
 BIGRAM_FLOOR = 2.48  # nats/char: a count-based bigram model's validation loss is 2.4819
@@ -107,8 +123,9 @@ def _checkpoint(out: dict, name: str) -> dict:
 ADAM_EPS = 1e-3
 
 
-def _replay(sd, batches, lrs, clip, opt, n_heads, variant=""):
-    """train_step done here: oracle forward, autograd, clip_grad_norm_, torch AdamW."""
+def _replay(sd, batches, lrs, clips, opt, n_heads, variant=""):
+    """train_step done here: oracle forward, autograd, clip_grad_norm_, torch AdamW. ``clips``
+    holds each step's grad_clip (0: no clipping)."""
     params = {k: v.clone().requires_grad_(True) for k, v in sd.items() if k != "lm_head.weight"}
     matrices = [p for p in params.values() if p.dim() >= 2]
     vectors = [p for p in params.values() if p.dim() < 2]
@@ -118,14 +135,14 @@ def _replay(sd, batches, lrs, clip, opt, n_heads, variant=""):
         groups = [{"params": matrices + vectors, "weight_decay": decay}]
     optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=ADAM_EPS)
     states, losses = [], []
-    for (x, y), lr in zip(batches, lrs):
+    for (x, y), lr, clip in zip(batches, lrs, clips):
         if variant != "lr never set":
             for group in optimizer.param_groups:
                 group["lr"] = lr
         logits = oracle.forward({**params, "lm_head.weight": params["tok_emb.weight"]}, x, n_heads)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()
-        if variant != "no clipping":
+        if variant == "clip to zero" or (clip > 0 and variant != "no clipping"):
             torch.nn.utils.clip_grad_norm_(list(params.values()), clip)
         optimizer.step()
         if variant != "gradients never cleared":
@@ -136,11 +153,17 @@ def _replay(sd, batches, lrs, clip, opt, n_heads, variant=""):
 
 
 TRAIN_STEP_BUGS = {
-    "no clipping": "the gradients were not clipped to grad_clip (week 7's clip_grad_norm, before optimizer.step()).",
-    "gradients never cleared": "the second step used the sum of both steps' gradients: clear them after each "
-    "step (optimizer.zero_grad(set_to_none=True)).",
-    "lr never set": "the learning rate passed in (lr=…) was not written into the optimizer's param groups.",
-    "decay everything": "weight decay reached biases and LayerNorm gains: week 7's param_groups decays matrices only.",
+    "no clipping": "the gradients were not clipped to grad_clip before optimizer.step() (not at all, or only "
+    "after the step, when it no longer matters): clip the global norm with week 7's clip_grad_norm between "
+    f"backward() and step() ({OPTIM}).",
+    "clip to zero": "grad_clip = 0 means no clipping, but yours clipped the gradients to norm 0, so only weight "
+    "decay and Adam's old momentum moved the weights: skip clipping when grad_clip is 0.",
+    "gradients never cleared": "gradients were never cleared: the second step used the sum of both steps' "
+    "gradients. Clear them after each step (optimizer.zero_grad(set_to_none=True)).",
+    "lr never set": "the learning rate passed in (lr=…) was not written into the optimizer's param groups, so "
+    "every step used the optimizer's initial rate and the schedule had no effect.",
+    "decay everything": "weight decay reached biases and LayerNorm gains: week 7's param_groups decays matrices "
+    f"only ({OPTIM}).",
 }
 
 
@@ -157,15 +180,21 @@ def test_train_step_matches_adamw(student, submission, gen):
         )
         for _ in range(2)
     ]
-    lrs, clip = [3e-2, 1e-2], 0.05  # the gradient norm of these models is well above 0.05: clipping acts
+    # The gradient norm of these models is well above 0.05: clipping acts at the first step;
+    # the second step has grad_clip 0, which turns clipping off.
+    lrs, clips = [3e-2, 1e-2], [0.05, 0.0]
     opt = {"lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99}
     losses, states = submission.run(
-        train_steps, student, new_model(student, cfg), sd, batches, lrs, clip, opt, ADAM_EPS
+        train_steps, student, new_model(student, cfg), sd, batches, lrs, clips, opt, ADAM_EPS
     )
-    expected_losses, expected_states = _replay(sd, batches, lrs, clip, opt, cfg["n_heads"])
-    variants = {
-        name: _replay(sd, batches, lrs, clip, opt, cfg["n_heads"], name)[1] for name in TRAIN_STEP_BUGS
-    }
+    expected_losses, expected_states = _replay(sd, batches, lrs, clips, opt, cfg["n_heads"])
+
+    def variants(step: int, name: str):
+        return [
+            (_replay(sd, batches, lrs, clips, opt, cfg["n_heads"], bug)[1][step][name], why)
+            for bug, why in TRAIN_STEP_BUGS.items()
+        ]
+
     check_close(losses[0], expected_losses[0], what="loss returned by train_step", atol=1e-5, rtol=1e-5)
     for step in range(2):
         for name, want in expected_states[step].items():
@@ -174,11 +203,11 @@ def test_train_step_matches_adamw(student, submission, gen):
             check_close(
                 states[step][name],
                 want,
-                what=f"{name} after train_step #{step + 1}",
+                what=f"{name} after train_step #{step + 1} (grad_clip {clips[step]})",
                 atol=1e-5,
                 rtol=1e-4,
                 hint="set the lr, forward, backward, clip the global norm, optimizer.step(), zero the gradients.",
-                diagnose=[(v[step][name], TRAIN_STEP_BUGS[bug]) for bug, v in variants.items()],
+                diagnose=lambda step=step, name=name: variants(step, name),
             )
 
 
@@ -192,10 +221,10 @@ def test_estimate_loss(student, submission, gen):
         for name in ("train", "val")
     }
     kwargs = {"block_size": 8, "batch_size": 4, "eval_iters": 3, "seed": randint(gen, 10**6)}
-    losses, training = submission.run(evaluate, student, new_model(student, cfg), sd, splits, kwargs)
+    losses, training, modes = submission.run(evaluate, student, new_model(student, cfg), sd, splits, kwargs)
     check_equal(sorted(losses), ["train", "val"], what="keys of estimate_loss's result")
-    for name, data in splits.items():
-        g = torch.Generator().manual_seed(kwargs["seed"])
+
+    def mean_loss(data, g):
         total = 0.0
         for _ in range(kwargs["eval_iters"]):
             x, y = _windows(data, torch.randint(len(data) - 8, (4,), generator=g), 8)
@@ -203,16 +232,47 @@ def test_estimate_loss(student, submission, gen):
                 total += F.cross_entropy(
                     oracle.forward(sd, x, cfg["n_heads"]).flatten(0, 1), y.flatten()
                 ).item()
+        return total / kwargs["eval_iters"]
+
+    shared = torch.Generator().manual_seed(kwargs["seed"])  # one generator for both splits, in order
+    continued = {name: mean_loss(data, shared) for name, data in splits.items()}
+    for name, data in splits.items():
+        expected = mean_loss(data, torch.Generator().manual_seed(kwargs["seed"]))
+        got = torch.tensor(float(losses[name]))
+        diagnoses = [
+            (
+                torch.tensor(continued[name]),
+                f"the {name!r} batches continued the generator of the split before: each split must draw "
+                "from its own fresh torch.Generator().manual_seed(seed), so every evaluation sees the same "
+                "batches and two points of a curve are comparable.",
+            ),
+            (
+                torch.tensor(expected * kwargs["eval_iters"]),
+                "the losses of the eval_iters batches were summed, not averaged.",
+            ),
+        ]
+        if any(modes):  # what the model's mode was at each forward call, seen by the driver
+            diagnoses.insert(
+                0,
+                (
+                    got,
+                    "estimate_loss ran the model in training mode, so dropout was on during evaluation: call "
+                    "model.eval() before measuring (and model.train() afterwards).",
+                ),
+            )
         check_close(
-            torch.tensor(float(losses[name])),
-            torch.tensor(total / kwargs["eval_iters"]),
+            got,
+            torch.tensor(expected),
             what=f"estimate_loss {name!r}",
             atol=1e-5,
             rtol=1e-5,
             hint="model.eval() (no dropout); a fresh torch.Generator().manual_seed(seed) per split; mean over eval_iters batches.",
+            diagnose=diagnoses,
         )
     check(
-        training, "the model is left in eval mode after estimate_loss: call model.train() before returning."
+        training,
+        "the model is left in eval mode after estimate_loss: dropout would stay off for the rest of training; "
+        "call model.train() before returning.",
     )
 
 
@@ -260,6 +320,57 @@ def test_trains_below_bigram_floor(student, submission, gen):
     )
 
 
+def _named(actual, why: str) -> list:
+    """A diagnosis that fits whatever came back: for mistakes recognised from evidence other
+    than the compared value (what the run drew, what it saved)."""
+    return [(actual, why)] if why else []
+
+
+def _adam_steps(checkpoint: dict) -> list[float] | None:
+    """The step counts in a checkpoint's torch optimizer state (None when it has another form)."""
+    try:
+        return sorted({float(v["step"]) for v in checkpoint["optimizer"]["state"].values()})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _resume_diagnosis(out: dict, stop_at: int, total: int) -> str:
+    """Which piece of state a resume lost, judged from the training batches both runs drew (and
+    the RNG state at each), and from the optimizer state the resumed run saved."""
+    a, b = out["draws"]["straight"], out["draws"]["resumed"]
+    left = total - stop_at
+    if len(a["x"]) == total:  # the run draws its batches through its own get_batch: comparable
+        if len(b["x"]) != left:
+            return (
+                f"the resumed run drew {len(b['x'])} training batches, not the {left} left after step {stop_at}: "
+                "it started over from scratch (step 0, fresh weights) instead of continuing from the "
+                f"checkpoint's step, weights and optimizer ({OPTIM})."
+            )
+        if any(not torch.equal(x, y) for x, y in zip(b["x"], a["x"][stop_at:])):
+            return (
+                "after resuming, the training batches are not those the uninterrupted run drew at the same "
+                "steps: the batch generator's state was not restored from the checkpoint (it was seeded "
+                f"afresh) ({OPTIM})."
+            )
+        if any(not torch.equal(x, y) for x, y in zip(b["rng"], a["rng"][stop_at:])):
+            return (
+                "after resuming, the random stream that dropout draws from is not the uninterrupted run's: "
+                f"restore the global RNG state saved in the checkpoint (torch.set_rng_state) ({OPTIM})."
+            )
+    try:
+        straight = _adam_steps(_checkpoint(out, "ckpt.pt"))
+        resumed = _adam_steps(_checkpoint(out["resumed_files"], "ckpt.pt"))
+    except GradingFailure:  # a checkpoint that cannot be read: the test says so on its own
+        return ""
+    if straight and resumed and straight != resumed:
+        return (
+            f"the resumed run's optimizer has counted {resumed[0]:g} steps, not {straight[0]:g}: the optimizer "
+            "state (Adam's moments and step count) was not restored from the checkpoint, so Adam started "
+            f"over ({OPTIM})."
+        )
+    return ""
+
+
 @pytest.mark.points(3)
 def test_checkpoint_round_trip_and_exact_resume(student, submission, gen):
     """A run stopped and resumed from its checkpoint ends bit-identical to an uninterrupted one"""
@@ -294,6 +405,7 @@ def test_checkpoint_round_trip_and_exact_resume(student, submission, gen):
             rtol=0.0,
             hint="resume from the checkpoint: the model, the optimizer state, the step, the batch generator and "
             "the RNG (dropout). The resuming call was given another seed, so none of these may come from it.",
+            diagnose=lambda name=name: _named(out["resumed"][name], _resume_diagnosis(out, 6, 12)),
         )
     saved = _checkpoint(out, "ckpt.pt")
     check(
@@ -322,6 +434,7 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
         batch_size=8,
         max_steps=max_steps,
         warmup_steps=4,
+        lr_decay_steps=8,  # before max_steps: the last rows are at min_lr
         lr=2e-3,
         min_lr=2e-4,
         eval_interval=eval_interval,
@@ -369,14 +482,34 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
                 rtol=1e-4,
             )
         if step > 0:
-            lr = oracle_lr(step - 1, config)
-            check_close(
-                torch.tensor(float(r["lr"])), torch.tensor(lr), what=f"lr logged at step {step}", rtol=1e-4
-            )
             check(
                 float(r["tokens_per_s"]) > 0 and float(r["train_loss"]) > 0,
                 f"metrics.csv step {step}: empty values.",
             )
+    # The row of step s logs the rate of the update that led to it, number s - 1 (0-based).
+    trained = [int(r["step"]) for r in rows if int(r["step"]) > 0]
+    check_close(
+        torch.tensor([float(r["lr"]) for r in rows if int(r["step"]) > 0], dtype=torch.float64),
+        torch.tensor([oracle_lr(s - 1, config) for s in trained], dtype=torch.float64),
+        what=f"learning rates logged at steps {trained} (warm-up {config['warmup_steps']}, cosine to "
+        f"lr_decay_steps {config['lr_decay_steps']}, max_steps {max_steps})",
+        rtol=1e-4,
+        hint=f"update s (0-based) uses lr_schedule(s); min_lr from lr_decay_steps on ({OPTIM}).",
+        diagnose=[
+            (
+                torch.tensor([oracle_lr(s, config) for s in trained], dtype=torch.float64),
+                "the schedule runs one step ahead: the first update must use lr_schedule(0) (rate 0 at the "
+                f"start of warm-up), update s uses lr_schedule(s) ({OPTIM}).",
+            ),
+            (
+                torch.tensor(
+                    [oracle_lr(s - 1, {**config, "lr_decay_steps": 0}) for s in trained], dtype=torch.float64
+                ),
+                "the cosine ends at max_steps, ignoring lr_decay_steps: it must reach min_lr at lr_decay_steps "
+                f"and stay there ({OPTIM}).",
+            ),
+        ],
+    )
     check(len(_text(out, "log.txt").strip().splitlines()) >= 3, "log.txt says almost nothing.")
     ckpt = _checkpoint(out, "ckpt.pt")
     check(
@@ -403,14 +536,13 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
 
 
 def oracle_lr(step: int, config: dict) -> float:
-    """Warm-up then cosine (course convention), with the TrainConfig defaults for what is unset."""
-    max_lr, min_lr, warmup, total = (
-        config["lr"],
-        config["min_lr"],
-        config["warmup_steps"],
-        config["max_steps"],
-    )
+    """Warm-up then cosine to ``lr_decay_steps`` (``max_steps`` when 0), then ``min_lr``: the
+    course convention, written out here."""
+    max_lr, min_lr, warmup = config["lr"], config["min_lr"], config["warmup_steps"]
+    total = config.get("lr_decay_steps") or config["max_steps"]
     if step < warmup:
         return max_lr * step / warmup
+    if step >= total:
+        return min_lr
     progress = (step - warmup) / max(1, total - warmup)
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
