@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -406,13 +406,14 @@ def test_nbgrader_scores_join_the_gradebook(reports, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     db = tmp_path / "gradebook.db"
     with nbgrader_api.Gradebook(f"sqlite:///{db}") as gb:
-        gb.add_assignment("review", duedate=datetime(2027, 2, 15, 23, 59))
+        due = SCHEDULE.assignments["review"].deadline.replace(tzinfo=None)  # nbgrader keeps naive UTC
+        gb.add_assignment("review", duedate=due)
         gb.add_notebook("review", "review")
         gb.add_grade_cell("essay", "review", "review", max_score=6, cell_type="markdown")
         gb.add_solution_cell("essay", "review", "review")
         for student, when, points in (
-            ("ada", datetime(2027, 2, 14), 5),
-            ("eve", datetime(2027, 2, 17), None),
+            ("ada", due - timedelta(days=1), 5),
+            ("eve", due + timedelta(days=1, minutes=1), None),
         ):
             gb.add_student(student)
             gb.add_submission("review", student, timestamp=when)
