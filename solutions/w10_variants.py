@@ -96,8 +96,9 @@ def tiled_attention(
     q: (..., T_q, d)   k: (..., T_k, d)   v: (..., T_k, d_v). Block sizes need not divide T.
     ``causal``: bottom-right aligned (query i at position T_k − T_q + i sees keys j ≤ that).
     ``window``: the causal sliding window (implies ``causal``): keys ``p − window < j ≤ p``.
-    Tiles whose every entry is masked are skipped, not computed. No tensor of T_q · T_k entries
-    is ever built (not the scores, not the weights, not a mask): extra memory is O(T · d).
+    A tile's scores and its weighted values are matrix products (``@``). Tiles whose every entry
+    is masked are skipped, not computed. No tensor of T_q · T_k entries is ever built (not the
+    scores, not the weights, not a mask): the extra memory is O(T · d), not O(T²).
     Returns out (..., T_q, d_v); with ``return_lse`` also the log-sum-exp of each query's scaled,
     masked scores (..., T_q) (what FlashAttention keeps for its backward pass; ``-inf`` for a
     query that sees no key, whose output is zero).
