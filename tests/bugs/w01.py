@@ -134,7 +134,7 @@ BUGS = [
         "scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)",
         "scores = q @ k.transpose(-2, -1) / d_k",
         catches="test_sdpa_matches_pytorch_3d",
-        keywords=("divided by d_k",),
+        keywords=("1/d_k",),
         convention=MASKS,
     ),
     Bug(

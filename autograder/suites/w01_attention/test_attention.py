@@ -99,7 +99,7 @@ def classic_bugs(q, k, v, mask=None):
             attend(raw),
             f"the scores are not scaled: they are √d_k too large; divide q kᵀ by √d_k ({MASKS}).",
         ),
-        (attend(raw / d), f"the scores are divided by d_k instead of √d_k ({MASKS})."),
+        (attend(raw / d), f"the scores are scaled by 1/d_k instead of 1/√d_k ({MASKS})."),
         (
             attend(raw * math.sqrt(d)),
             f"the scores are multiplied by √d_k instead of divided by it ({MASKS}).",
