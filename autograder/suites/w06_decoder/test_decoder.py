@@ -654,9 +654,9 @@ def test_top_k_filter(student, gen):
             what=f"tokens kept by {label}",
             hint="keep logits >= the k-th largest value (ties kept).",
             example=Example(
-                "top_k_filter([2., 0., 2., 1.], k=1)",
+                "top_k_filter([2., 1.5, 2., 1.], k=1)",
                 torch.tensor([2.0, NEG_INF, 2.0, NEG_INF]),
-                lambda: student.top_k_filter(torch.tensor([2.0, 0.0, 2.0, 1.0]), 1),
+                lambda: student.top_k_filter(torch.tensor([2.0, 1.5, 2.0, 1.0]), 1),
             ),
         )
         check_close(out[keep], x[keep], what=f"kept logits of {label}", hint="kept logits are unchanged.")
