@@ -113,20 +113,23 @@ def model_facts(model) -> dict:
 
 def train_steps(pkg, model, state: dict, batches: list, lrs: list, grad_clips: list, opt: dict, eps: float):
     """Load ``state``, build the package's optimizer (week 7 groups; Adam's ``eps`` set here)
-    and run `train_step` on each (x, y) batch with its lr and grad_clip. Returns (losses, state
-    dict after every step)."""
+    and run `train_step` on each (x, y) batch with its lr and grad_clip. Returns (losses, the
+    gradient norms train_step reported (None where it returned no pair), state dict after every
+    step)."""
     model.load_state_dict(state)
     model.train()
     config = replace(pkg.TrainConfig(), **opt)
     optimizer = pkg.make_optimizer(model, config, torch.device("cpu"))
     for group in optimizer.param_groups:
         group["eps"] = eps
-    losses, states = [], []
+    losses, norms, states = [], [], []
     for (x, y), lr, grad_clip in zip(batches, lrs, grad_clips):
-        loss = pkg.train_step(model, optimizer, x, y, lr=lr, grad_clip=grad_clip)
+        out = pkg.train_step(model, optimizer, x, y, lr=lr, grad_clip=grad_clip)
+        loss, norm = out if isinstance(out, (tuple, list)) and len(out) == 2 else (out, None)
         losses.append(torch.as_tensor(loss).detach().float().reshape(()))
+        norms.append(None if norm is None else torch.as_tensor(norm).detach().float().reshape(()))
         states.append(_state(model))
-    return losses, states
+    return losses, norms, states
 
 
 def evaluate(pkg, model, state: dict, splits: dict, kwargs: dict):
@@ -229,6 +232,7 @@ def resume_runs(pkg, config: dict, stop_at: int, resume_seed: int, corpus: str |
 RUN_FILES = (
     "config.json",
     "metrics.csv",
+    "samples.md",
     "log.txt",
     "ckpt.pt",
     "best.pt",

@@ -83,6 +83,13 @@ def test_model_shapes_and_initial_loss(student):
 
 
 @pytest.mark.points(1)
+def test_tied_and_untied_heads(student):
+    """tie_weights=False gives the head its own (V, d) matrix: V·d more parameters"""
+    tied, untied = tiny_model(student), tiny_model(student, tie_weights=False)
+    assert untied.num_params() - tied.num_params() == 11 * 16  # V·d_model
+
+
+@pytest.mark.points(1)
 def test_rope_on_paper(student):
     """RoPE at d=4: position 0 is the identity; position 1 matches the course anchor"""
     cos, sin = student.rope_angles(2, 4)
@@ -131,5 +138,7 @@ def test_train_step_lowers_the_loss(student):
     optimizer = student.make_optimizer(model, student.TrainConfig(), torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(11, (4, 8), generator=g), torch.randint(11, (4, 8), generator=g)
-    losses = [float(student.train_step(model, optimizer, x, y, lr=1e-2, grad_clip=1.0)) for _ in range(20)]
+    steps = [student.train_step(model, optimizer, x, y, lr=1e-2, grad_clip=1.0) for _ in range(20)]
+    losses = [float(loss) for loss, _ in steps]  # train_step returns (loss, grad_norm)
     assert losses[-1] < losses[0] - 0.5, f"loss went from {losses[0]:.3f} to {losses[-1]:.3f}"
+    assert all(float(norm) > 0 for _, norm in steps), "grad_norm is the gradient norm before clipping"

@@ -7,8 +7,10 @@ Choices, and why:
 
 * **Pre-LN** blocks train stably without a warm-up-sensitive post-norm; a final LayerNorm
   normalises the stream once before the head.
-* **Weight tying**: the output head reuses the token embedding matrix (``lm_head.weight is
-  tok_emb.weight``): one matrix to learn instead of two, and better small-data results.
+* **Weight tying** (``tie_weights=True``, the default): the output head reuses the token
+  embedding matrix (``lm_head.weight is tok_emb.weight``): one matrix to learn instead of two,
+  and better small-data results. ``tie_weights=False`` gives the head a matrix of its own
+  (``V·d`` more parameters), for the experiment.
 * **Fused attention**: training calls ``F.scaled_dot_product_attention(is_causal=True)``
   (flash / memory-efficient kernels where available); the explicit softmax path, the same
   function written out, runs only when attention weights are asked for (attention maps).
@@ -25,7 +27,8 @@ State-dict keys (``L`` = n_layers, ``d`` = d_model, ``V`` = vocab_size; biases o
     blocks.{i}.ln1.weight (d,)       blocks.{i}.attn.qkv.weight (3d, d)   rows: q, then k, then v
     blocks.{i}.attn.proj.weight (d, d)
     blocks.{i}.ln2.weight (d,)       blocks.{i}.mlp.fc.weight (4d, d)   blocks.{i}.mlp.proj.weight (d, 4d)
-    ln_f.weight (d,)                 lm_head.weight (V, d)  [the same tensor as tok_emb.weight]
+    ln_f.weight (d,)                 lm_head.weight (V, d)  [the same tensor as tok_emb.weight,
+                                                             unless tie_weights=False]
 
 Heads split ``d`` into ``n_heads`` contiguous slices of ``d_head = d / n_heads``; LayerNorm
 has eps 1e-5; the MLP uses exact (erf) GELU.
@@ -52,6 +55,7 @@ class GPTConfig:
     bias: bool = False  # biases in Linear and LayerNorm layers
     rope: bool = False  # rotary position embeddings instead of a learned position table
     rope_base: float = 10000.0
+    tie_weights: bool = True  # the output head shares the token embedding's matrix
 
 
 # --------------------------------------------------------------------------- rotary positions
@@ -170,7 +174,11 @@ class Block(nn.Module):
 
 # --------------------------------------------------------------------------- the model
 class MiniGPT(nn.Module):
-    """A decoder-only language model. ``forward(idx, targets=None) -> (logits, loss)``."""
+    """A decoder-only language model. ``forward(idx, targets=None) -> (logits, loss)``.
+
+    With ``config.tie_weights`` (the default) ``lm_head.weight`` *is* ``tok_emb.weight`` (one
+    Parameter, two uses); with ``tie_weights=False`` the head keeps its own (V, d) matrix.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -182,7 +190,8 @@ class MiniGPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         ### BEGIN SOLUTION
-        self.lm_head.weight = self.tok_emb.weight  # weight tying: one (V, d) matrix, two uses
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight  # weight tying: one (V, d) matrix, two uses
         ### END SOLUTION
         if config.rope:
             cos, sin = rope_angles(config.block_size, config.d_model // config.n_heads, config.rope_base)
@@ -202,7 +211,8 @@ class MiniGPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def num_params(self) -> int:
-        """Trainable parameters, each counted once (the tied head is the embedding)."""
+        """Trainable parameters, each counted once: a tied head is the embedding's matrix and adds
+        nothing; an untied one (``tie_weights=False``) adds its own ``V·d``."""
         return sum(p.numel() for p in self.parameters())
 
     def _rope(self, T: int):

@@ -5,10 +5,14 @@
     course train --resume runs/20250101-120000                   # continue exactly where it stopped
     torchrun --nproc_per_node 2 -m autograder train ...          # data-parallel (DDP), same global batch
 
-Every run writes ``runs/<run_id>/``:
+Every run writes ``runs/<run_id>/`` (``runs/`` under the working directory, so a run stays
+with the repository, never in a temporary directory):
 
     config.json    every setting of the run (the resolved TrainConfig)
-    metrics.csv    step, train_loss, val_loss, perplexity, lr, tokens_per_s (val columns on eval steps)
+    metrics.csv    step, train_loss, val_loss, perplexity, lr, tokens_per_s, grad_norm (val columns on
+                   eval steps; grad_norm is the global gradient norm before clipping)
+    samples.md     at every evaluation, the same prompt continued with the same seed, with the step
+                   and the validation loss: the samples read as the model's history
     log.txt        a readable log: config, evaluations, checkpoints, resumes, timing
     tokenizer.json the tokenizer (also stored inside each checkpoint)
     ckpt.pt        the latest checkpoint: model, optimizer, step, RNG states (for --resume)
@@ -30,6 +34,7 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 import time
 import tomllib
@@ -46,8 +51,8 @@ from .data import get_batch, load_text, train_val_split
 from .model import GPTConfig, MiniGPT
 from .tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 
-METRIC_COLUMNS = ("step", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s")
-MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "block_size", "dropout", "bias", "rope")
+METRIC_COLUMNS = ("step", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s", "grad_norm")
+MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "block_size", "dropout", "bias", "rope", "tie_weights")
 
 
 @dataclass
@@ -69,6 +74,7 @@ class TrainConfig:
     dropout: float = 0.0
     bias: bool = False
     rope: bool = False
+    tie_weights: bool = True  # the output head shares the token embedding (--no-tie-weights: its own matrix)
     # optimisation
     batch_size: int = 12  # the *global* batch: split across processes under DDP
     max_steps: int = 2000
@@ -84,6 +90,9 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 20
     log_interval: int = 10
+    sample_tokens: int = 100  # tokens generated into samples.md at every evaluation; 0 = none
+    sample_prompt: str = "\n"  # the prompt they continue (the validation text's first token if unknown)
+    sample_temperature: float = 0.8
     # the run
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -117,14 +126,17 @@ def train_step(
     lr: float,
     grad_clip: float = 0.0,
     amp_dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """One optimizer update on the batch x, y (B, T) and return its loss (a detached 0-dim tensor).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer update on the batch x, y (B, T). Returns ``(loss, grad_norm)``, both
+    detached 0-dim tensors: the batch's loss and the global L2 norm of the gradients *before*
+    clipping (what metrics.csv logs as ``grad_norm``).
 
     In order: set every param group's learning rate to ``lr``; forward ``model(x, y)`` (under
     ``torch.autocast(device_type, dtype=amp_dtype)`` when ``amp_dtype`` is given) to get the
     loss; backward; clip the global gradient norm to ``grad_clip`` with week 7's
-    ``clip_grad_norm`` (skip when ``grad_clip`` is 0); ``optimizer.step()``; clear the
-    gradients so the next step starts from zero.
+    ``clip_grad_norm``, which returns the norm before clipping (``grad_clip`` 0 means no
+    clipping: measure the norm all the same, e.g. with ``max_norm=math.inf``, which scales by 1);
+    ``optimizer.step()``; clear the gradients so the next step starts from zero.
     """
     ### BEGIN SOLUTION
     for group in optimizer.param_groups:
@@ -132,11 +144,11 @@ def train_step(
     with _autocast(x.device.type, amp_dtype):
         _, loss = model(x, y)
     loss.backward()
-    if grad_clip > 0:
-        clip_grad_norm(model.parameters(), grad_clip)
+    # clip_grad_norm returns the norm before clipping; an infinite max_norm measures without clipping.
+    grad_norm = clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)  # gradients accumulate otherwise
-    return loss.detach()
+    return loss.detach(), torch.as_tensor(grad_norm).detach()
     ### END SOLUTION
 
 
@@ -302,14 +314,20 @@ class RunLog:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = run_dir / "metrics.csv"
+        self.samples = run_dir / "samples.md"
         if resume_step is not None and self.metrics.exists():
             # Rows past the checkpoint are from steps that will be run again.
             with open(self.metrics, newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
             self._write_rows(rows)
+            if self.samples.exists():  # so are the samples past it
+                head, *sections = re.split(r"(?m)^(?=## step \d+)", self.samples.read_text())
+                kept = [t for t in sections if int(t.split()[2]) <= resume_step]
+                self.samples.write_text(head + "".join(kept))
         else:  # a new run (a folder left by a run that crashed before its first checkpoint starts over)
             self._write_rows([])
             (run_dir / "log.txt").unlink(missing_ok=True)
+            self.samples.unlink(missing_ok=True)
 
     def _write_rows(self, rows: list[dict]) -> None:
         with open(self.metrics, "w", newline="") as fh:
@@ -328,6 +346,15 @@ class RunLog:
         if self.active:
             with open(self.run_dir / "log.txt", "a") as fh:
                 fh.write(f"{datetime.now().isoformat(timespec='seconds')}  {message}\n")
+
+    def sample(self, step: int, val_loss: float, text: str, settings: str) -> None:
+        """Append one evaluation's sample to samples.md (the header first, once)."""
+        if not self.active:
+            return
+        with open(self.samples, "a") as fh:
+            if fh.tell() == 0:
+                fh.write(f"# Samples during training\n\n{settings}\n\n")
+            fh.write(f"## step {step} · val loss {val_loss:.4f}\n\n```text\n{text}\n```\n\n")
 
 
 def _fmt(value) -> str:
@@ -371,7 +398,12 @@ def train(config: TrainConfig) -> TrainResult:
         checkpoint = load_checkpoint(resume)
         run_dir = resume if resume.is_dir() else resume.parent
         saved = checkpoint["config"]
-        changed = [k for k in MODEL_FIELDS + ("tokenizer", "data") if saved.get(k) != getattr(config, k)]
+        defaults = TrainConfig()  # for settings a checkpoint from an older version does not hold
+        changed = [
+            k
+            for k in MODEL_FIELDS + ("tokenizer", "data")
+            if saved.get(k, getattr(defaults, k)) != getattr(config, k)
+        ]
         if changed:
             raise ValueError(f"cannot resume {run_dir} with a different {', '.join(changed)}")
     else:
@@ -386,6 +418,7 @@ def train(config: TrainConfig) -> TrainResult:
     tokenizer = load_tokenizer(checkpoint["tokenizer"]) if checkpoint else build_tokenizer(config, text)
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     splits = dict(zip(("train", "val"), train_val_split(data, config.train_frac)))
+    prompt = sample_prompt(config.sample_prompt, tokenizer, splits["val"] if len(splits["val"]) else data)
 
     # Model and optimizer: the same seed gives every process the same initial weights.
     set_seed(config.seed)
@@ -422,6 +455,12 @@ def train(config: TrainConfig) -> TrainResult:
         f"device {device}, {ddp.world_size} process(es), dtype {config.dtype}, compile {config.compile}"
     )
     run.log("config " + json.dumps(asdict(config)))
+    if config.sample_tokens > 0 and prompt != config.sample_prompt:
+        run.log(f"sample prompt {config.sample_prompt!r} cannot be encoded; samples continue {prompt!r}")
+    sample_settings = (
+        f"Prompt {prompt!r}, {config.sample_tokens} new tokens at temperature {config.sample_temperature}, "
+        f"seed {config.seed}: the same draw at every evaluation, so only the model changes."
+    )
 
     decay_steps = config.lr_decay_steps or config.max_steps
     local_batch = config.batch_size // ddp.world_size
@@ -451,6 +490,9 @@ def train(config: TrainConfig) -> TrainResult:
             f"(perplexity {math.exp(losses['val']):.2f}); saved ckpt.pt{' and best.pt' if improved else ''}; "
             f"{time.perf_counter() - started:.1f} s since the start"
         )
+        if config.sample_tokens > 0 and ddp.main:
+            text = sample_text(raw_model, tokenizer, prompt, config.sample_tokens, config)
+            run.sample(step, losses["val"], prompt + text, sample_settings)
         return losses
 
     started = time.perf_counter()  # wall time of the loop: evaluations and compilation included
@@ -471,7 +513,9 @@ def train(config: TrainConfig) -> TrainResult:
             total_steps=decay_steps,
             min_lr=config.min_lr,
         )
-        loss = train_step(model, optimizer, x, y, lr=lr, grad_clip=config.grad_clip, amp_dtype=amp_dtype)
+        loss, grad_norm = train_step(
+            model, optimizer, x, y, lr=lr, grad_clip=config.grad_clip, amp_dtype=amp_dtype
+        )
         step += 1
         window_steps += 1
         evaluate_now = step % config.eval_interval == 0 or step == config.max_steps
@@ -482,7 +526,11 @@ def train(config: TrainConfig) -> TrainResult:
             train_loss = loss.item()  # waits for the device: only on logging steps
             elapsed = time.perf_counter() - window_start
             row = dict(
-                step=step, train_loss=train_loss, lr=lr, tokens_per_s=window_steps * tokens_per_step / elapsed
+                step=step,
+                train_loss=train_loss,
+                lr=lr,
+                tokens_per_s=window_steps * tokens_per_step / elapsed,
+                grad_norm=grad_norm.item(),  # before clipping; the same on every process under DDP
             )
             if not math.isfinite(train_loss):
                 run.log(f"step {step}: the loss is {train_loss}; stopping (try a lower --lr)")
@@ -504,6 +552,33 @@ def train(config: TrainConfig) -> TrainResult:
     if ddp.enabled:
         dist.barrier()
     return TrainResult(run_dir, raw_model, tokenizer, step, losses, best_val)
+
+
+def sample_prompt(wanted: str, tokenizer, val: torch.Tensor) -> str:
+    """The prompt samples.md continues: ``wanted`` when the tokenizer can encode it (and it is not
+    empty), else the validation text's first token."""
+    try:
+        if wanted and tokenizer.encode(wanted):
+            return wanted
+    except ValueError:  # a character the corpus never uses
+        pass
+    return tokenizer.decode(val[:1].tolist())
+
+
+@torch.no_grad()
+def sample_text(model: MiniGPT, tokenizer, prompt: str, n_tokens: int, config: TrainConfig) -> str:
+    """``n_tokens`` continuing ``prompt``, drawn with a generator seeded ``config.seed`` (never the
+    global RNG, which dropout draws from: sampling leaves an exact resume exact), in eval mode."""
+    from .sample import complete  # sample.py imports this module: import at call time
+
+    was_training = model.training
+    model.eval()
+    try:
+        return complete(
+            model, tokenizer, prompt, n_tokens, seed=config.seed, temperature=config.sample_temperature
+        )
+    finally:
+        model.train(was_training)
 
 
 def _progress(config: TrainConfig, ddp: Distributed, step: int):
@@ -577,7 +652,10 @@ def main(argv: list[str] | None = None, data_resolver=None) -> int:
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
         val = result.losses.get("val", math.nan)
-        print(f"run {result.run_dir}: step {result.step}, val loss {val:.4f}, best {result.best_val:.4f}")
+        print(
+            f"run {result.run_dir}: {result.model.num_params():,} parameters, step {result.step}, "
+            f"val loss {val:.4f}, best {result.best_val:.4f}"
+        )
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

@@ -40,6 +40,14 @@ BUGS = [
         convention=BLOCKS,
     ),
     Bug(
+        "tie_weights=False still ties the head",
+        "        if config.tie_weights:\n            self.lm_head.weight = self.tok_emb.weight",
+        "        self.lm_head.weight = self.tok_emb.weight",
+        file="model.py",
+        catches="test_weight_tying_and_parameter_count",
+        keywords=("tie_weights=False", "still tied"),
+    ),
+    Bug(
         "heads merged without transposing back",
         "y = y.transpose(1, 2).contiguous().view(B, T, C)",
         "y = y.contiguous().view(B, T, C)",
@@ -317,8 +325,8 @@ BUGS = [
     ),
     Bug(
         "no gradient clipping",
-        "    if grad_clip > 0:\n        clip_grad_norm(model.parameters(), grad_clip)\n",
-        "",
+        "grad_norm = clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)",
+        "grad_norm = clip_grad_norm(model.parameters(), math.inf)",
         file="train.py",
         catches="test_train_step_matches_adamw",
         keywords=("not clipped",),
@@ -326,8 +334,8 @@ BUGS = [
     ),
     Bug(
         "clipping after optimizer.step()",
-        "    if grad_clip > 0:\n        clip_grad_norm(model.parameters(), grad_clip)\n    optimizer.step()\n",
-        "    optimizer.step()\n    if grad_clip > 0:\n        clip_grad_norm(model.parameters(), grad_clip)\n",
+        "    grad_norm = clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)\n    optimizer.step()\n",
+        "    optimizer.step()\n    grad_norm = clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)\n",
         file="train.py",
         catches="test_train_step_matches_adamw",
         keywords=("not clipped", "after the step"),
@@ -335,11 +343,21 @@ BUGS = [
     ),
     Bug(
         "grad_clip 0 clips to zero",
-        "    if grad_clip > 0:\n        clip_grad_norm(model.parameters(), grad_clip)\n",
-        "    clip_grad_norm(model.parameters(), grad_clip)\n",
+        "clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)",
+        "clip_grad_norm(model.parameters(), grad_clip)",
         file="train.py",
         catches="test_train_step_matches_adamw",
         keywords=("grad_clip = 0", "no clipping"),
+    ),
+    Bug(
+        "gradient norm measured after clipping",
+        "    grad_norm = clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)\n",
+        "    clip_grad_norm(model.parameters(), grad_clip if grad_clip > 0 else math.inf)\n"
+        "    grad_norm = clip_grad_norm(model.parameters(), math.inf)  # measured again, after clipping\n",
+        file="train.py",
+        catches="test_train_step_matches_adamw",
+        keywords=("after clipping",),
+        convention=OPTIM,
     ),
     Bug(
         "learning rate never set",
@@ -433,7 +451,12 @@ BUGS = [
         "        checkpoint = load_checkpoint(resume)\n"
         "        run_dir = resume if resume.is_dir() else resume.parent\n"
         '        saved = checkpoint["config"]\n'
-        '        changed = [k for k in MODEL_FIELDS + ("tokenizer", "data") if saved.get(k) != getattr(config, k)]\n'
+        "        defaults = TrainConfig()  # for settings a checkpoint from an older version does not hold\n"
+        "        changed = [\n"
+        "            k\n"
+        '            for k in MODEL_FIELDS + ("tokenizer", "data")\n'
+        "            if saved.get(k, getattr(defaults, k)) != getattr(config, k)\n"
+        "        ]\n"
         "        if changed:\n"
         "            raise ValueError(f\"cannot resume {run_dir} with a different {', '.join(changed)}\")\n",
         "        run_dir = resume if resume.is_dir() else resume.parent\n",

@@ -14,7 +14,8 @@ What the model promises, and the edge each promise is tested at (test in bracket
     rope_convention)
   * a later token never changes an earlier logit (causality)
   * the head shares the embedding's Parameter (one tensor, counted once) and the exact parameter
-    count (weight_tying_and_parameter_count)
+    count; with tie_weights=False two Parameters, V·d more, and the logits read the head's own
+    matrix (weight_tying_and_parameter_count)
   * attention maps: lower triangle, each row a softmax over the keys (attention_maps)
 """
 
@@ -227,7 +228,7 @@ def test_causality(student, gen):
 
 @pytest.mark.points(2)
 def test_weight_tying_and_parameter_count(student, submission, gen):
-    """The head is tied to the token embedding and the parameter count is exact"""
+    """The head is tied to the token embedding (untied with tie_weights=False) and the count is exact"""
     for bias, rope in ((True, False), (False, True)):
         cfg = model_config(gen, bias=bias, rope=rope)
         facts = submission.run(model_facts, new_model(student, cfg))
@@ -235,12 +236,50 @@ def test_weight_tying_and_parameter_count(student, submission, gen):
             facts["tied"],
             "the output head is not tied to the token embedding: lm_head.weight is not the same tensor as "
             f"tok_emb.weight, so the model learns two (V, d) matrices instead of one ({BLOCKS}).",
-            "weight tying: self.lm_head.weight = self.tok_emb.weight.",
+            "weight tying (tie_weights=True, the default): self.lm_head.weight = self.tok_emb.weight.",
         )
         expected = oracle.param_count(
             cfg["vocab_size"], cfg["block_size"], cfg["n_layers"], cfg["d_model"], bias=bias, rope=rope
         )
         check_equal(facts["num_params"], expected, what=f"parameter count (bias={bias}, rope={rope})")
+    # Untied: the head is a Parameter of its own, V·d more, and the logits read it.
+    cfg = model_config(gen, bias=False)
+    V, d = cfg["vocab_size"], cfg["d_model"]
+    untied = student.MiniGPT(student.GPTConfig(**cfg, tie_weights=False))
+    facts = submission.run(model_facts, untied)
+    check(
+        not facts["tied"],
+        "with tie_weights=False the head is still tied to the token embedding: give lm_head its own (V, d) "
+        "matrix (tie only when config.tie_weights is true).",
+    )
+    expected = oracle.param_count(V, cfg["block_size"], cfg["n_layers"], d, bias=False, rope=False) + V * d
+    check_equal(
+        facts["num_params"],
+        expected,
+        what=f"parameter count with tie_weights=False (V·d = {V * d} more than tied)",
+        hint="an untied head adds its own V·d; count each Parameter once.",
+    )
+    sd = random_state(gen, cfg)
+    sd["lm_head.weight"] = torch.randn(V, d, generator=gen) * 0.3
+    untied.load_state_dict(sd)
+    untied.eval()
+    idx = torch.randint(V, (2, 7), generator=gen)
+    logits, _ = untied(idx)
+    check_close(
+        logits,
+        oracle.forward(sd, idx, cfg["n_heads"], untied=True),
+        what="logits of the untied model (its own lm_head.weight)",
+        atol=ATOL,
+        rtol=ATOL,
+        hint="the head multiplies by lm_head.weight, which is the embedding only when tied.",
+        diagnose=[
+            (
+                oracle.forward(sd, idx, cfg["n_heads"]),
+                "with tie_weights=False the logits still come from the token embedding: the head must use "
+                "its own lm_head.weight.",
+            )
+        ],
+    )
 
 
 @pytest.mark.points(1)

@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 
 import pytest
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.w09
 
 OPTIM = convention("Optimisation")
 
-METRIC_COLUMNS = ["step", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s"]
+METRIC_COLUMNS = ["step", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s", "grad_norm"]
 BIGRAM_FLOOR = 2.48  # nats/char: a count-based bigram model's validation loss is 2.4819
 
 
@@ -123,9 +124,14 @@ def _checkpoint(out: dict, name: str) -> dict:
 ADAM_EPS = 1e-3
 
 
+def _grad_norm(params) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+
+
 def _replay(sd, batches, lrs, clips, opt, n_heads, variant=""):
     """train_step done here: oracle forward, autograd, clip_grad_norm_, torch AdamW. ``clips``
-    holds each step's grad_clip (0: no clipping)."""
+    holds each step's grad_clip (0: no clipping). Returns the losses, the states after each
+    step, and each step's gradient norm before and after clipping."""
     params = {k: v.clone().requires_grad_(True) for k, v in sd.items() if k != "lm_head.weight"}
     matrices = [p for p in params.values() if p.dim() >= 2]
     vectors = [p for p in params.values() if p.dim() < 2]
@@ -134,7 +140,7 @@ def _replay(sd, batches, lrs, clips, opt, n_heads, variant=""):
     if variant == "decay everything":
         groups = [{"params": matrices + vectors, "weight_decay": decay}]
     optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=ADAM_EPS)
-    states, losses = [], []
+    states, losses, norms = [], [], []
     for (x, y), lr, clip in zip(batches, lrs, clips):
         if variant != "lr never set":
             for group in optimizer.param_groups:
@@ -142,14 +148,16 @@ def _replay(sd, batches, lrs, clips, opt, n_heads, variant=""):
         logits = oracle.forward({**params, "lm_head.weight": params["tok_emb.weight"]}, x, n_heads)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()
+        before = _grad_norm(params.values())
         if variant == "clip to zero" or (clip > 0 and variant != "no clipping"):
             torch.nn.utils.clip_grad_norm_(list(params.values()), clip)
+        norms.append((before, _grad_norm(params.values())))
         optimizer.step()
         if variant != "gradients never cleared":
             optimizer.zero_grad(set_to_none=True)
         states.append({k: v.detach().clone() for k, v in params.items()})
         losses.append(loss.detach())
-    return losses, states
+    return losses, states, norms
 
 
 TRAIN_STEP_BUGS = {
@@ -184,10 +192,10 @@ def test_train_step_matches_adamw(student, submission, gen):
     # the second step has grad_clip 0, which turns clipping off.
     lrs, clips = [3e-2, 1e-2], [0.05, 0.0]
     opt = {"lr": 1e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.99}
-    losses, states = submission.run(
+    losses, norms, states = submission.run(
         train_steps, student, new_model(student, cfg), sd, batches, lrs, clips, opt, ADAM_EPS
     )
-    expected_losses, expected_states = _replay(sd, batches, lrs, clips, opt, cfg["n_heads"])
+    expected_losses, expected_states, expected_norms = _replay(sd, batches, lrs, clips, opt, cfg["n_heads"])
 
     def variants(step: int, name: str):
         return [
@@ -209,6 +217,29 @@ def test_train_step_matches_adamw(student, submission, gen):
                 hint="set the lr, forward, backward, clip the global norm, optimizer.step(), zero the gradients.",
                 diagnose=lambda step=step, name=name: variants(step, name),
             )
+    for step in range(2):
+        check(
+            norms[step] is not None,
+            "train_step returned its loss alone; it returns (loss, grad_norm), the gradient norm before "
+            "clipping that metrics.csv logs.",
+        )
+        before, after = expected_norms[step]
+        check_close(
+            norms[step],
+            before.float(),
+            what=f"grad_norm returned by train_step #{step + 1} (grad_clip {clips[step]})",
+            atol=1e-5,
+            rtol=1e-4,
+            hint="the global L2 norm of all gradients after backward(), before clipping: what week 7's "
+            "clip_grad_norm returns (with grad_clip 0, measure it anyway).",
+            diagnose=[
+                (
+                    after.float(),
+                    "the norm was measured after clipping (it can never exceed grad_clip then); log the norm "
+                    f"before clipping, which clip_grad_norm returns, to see how hard clipping works ({OPTIM}).",
+                )
+            ],
+        )
 
 
 @pytest.mark.points(2)
@@ -293,6 +324,7 @@ FLOOR_RUN = dict(
     eval_interval=350,
     eval_iters=2,
     log_interval=50,
+    sample_tokens=0,  # no samples.md: this run is about the loss
     progress=False,
 )
 
@@ -387,6 +419,7 @@ def test_checkpoint_round_trip_and_exact_resume(student, submission, gen):
         eval_interval=4,
         eval_iters=1,
         log_interval=2,
+        sample_tokens=4,  # samples at each evaluation must leave the resume exact
         seed=randint(gen, 10**6),
         out_dir="runs",
         progress=False,
@@ -437,9 +470,11 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
         lr_decay_steps=8,  # before max_steps: the last rows are at min_lr
         lr=2e-3,
         min_lr=2e-4,
+        grad_clip=0.05,  # far below these models' gradient norms: a norm logged after clipping shows
         eval_interval=eval_interval,
         eval_iters=1,
         log_interval=log_interval,
+        sample_tokens=12,
         seed=randint(gen, 10**6),
         out_dir="runs",
         run_id="inspect",
@@ -486,6 +521,20 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
                 float(r["tokens_per_s"]) > 0 and float(r["train_loss"]) > 0,
                 f"metrics.csv step {step}: empty values.",
             )
+            check(
+                bool(r["grad_norm"]) and math.isfinite(float(r["grad_norm"])) and float(r["grad_norm"]) > 0,
+                f"metrics.csv step {step}: grad_norm should be the gradient norm of that step (finite, > 0).",
+            )
+        else:
+            check(not r["grad_norm"], "metrics.csv step 0: grad_norm should be empty (no step taken yet).")
+    logged_norms = [float(r["grad_norm"]) for r in rows if int(r["step"]) > 0]
+    check(
+        max(logged_norms) > config["grad_clip"],
+        f"every grad_norm logged is at most grad_clip ({config['grad_clip']}), where these models' gradients are "
+        "far larger: the norm was measured after clipping. Log the norm before clipping (what clip_grad_norm "
+        f"returns) ({OPTIM}).",
+    )
+    _check_samples(_text(out, "samples.md"), rows, config)
     # The row of step s logs the rate of the update that led to it, number s - 1 (0-based).
     trained = [int(r["step"]) for r in rows if int(r["step"]) > 0]
     check_close(
@@ -533,6 +582,28 @@ def test_run_directory_holds_what_the_notes_promise(student, submission, gen):
         what="perplexity.json: perplexity = exp(nats_per_token)",
         rtol=1e-5,
     )
+
+
+def _check_samples(text: str, rows: list[dict], config: dict) -> None:
+    """samples.md: one section per evaluation, in order, each with its step and the validation loss
+    metrics.csv logged there, and the prompt continued."""
+    sections = re.findall(r"^## step (\d+) · val loss ([0-9.]+)\n+```text\n(.*?)\n```", text, re.M | re.S)
+    evals = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    check_equal(
+        [int(step) for step, _, _ in sections],
+        [step for step, _ in evals],
+        what="the steps of samples.md's sections (one per evaluation)",
+        hint="'## step N · val loss L' then the sample in a ```text block, appended at every evaluation.",
+    )
+    for (step, loss, sample), (_, val) in zip(sections, evals):
+        check(
+            abs(float(loss) - val) < 1e-3,
+            f"samples.md step {step}: val loss {loss} is not the {val:.4f} of metrics.csv.",
+        )
+        check(
+            sample.startswith(config.get("sample_prompt", "\n")) and len(sample) > 1,
+            f"samples.md step {step}: the sample does not continue the prompt.",
+        )
 
 
 def oracle_lr(step: int, config: dict) -> float:
