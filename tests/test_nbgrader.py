@@ -54,6 +54,7 @@ WRONG = """def dot_product_variance(d_k: int, n: int = 50_000, seed: int = 0) ->
     return float(((q * k).sum(axis=1) / d_k).var())  # scaled by 1/d_k: variance 1/d_k
 """
 ESSAY = "Parallel over positions, O(1) path length between tokens, no fixed-size bottleneck; O(T²) cost."
+REVIEW_POINTS = 44  # review.ipynb: 39 for written answers (13 cells), 5 autograded
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -195,8 +196,8 @@ def course(tmp_path_factory, empty_gradebook):
         (fetched / student / "submission").mkdir()
         meta = {
             "student": student,
-            "pushed_at": "2027-02-14T12:00:00+00:00",
-            "fetched_at": "2027-02-16T00:00:00+00:00",
+            "pushed_at": "2027-03-07T12:00:00+00:00",
+            "fetched_at": "2027-03-09T00:00:00+00:00",
         }
         (fetched / student / "meta.json").write_text(json.dumps(meta))
     assert sorted(collect(fetched, course)) == [("alice", "review"), ("bob", "review"), ("carol", "review")]
@@ -209,17 +210,17 @@ def test_released_notebook_is_the_student_version(course):
     assert "Marking:" not in released, "the model answers and marking notes stay with the instructor"
     cells = json.loads(released)["cells"]
     points = sum(c["metadata"]["nbgrader"].get("points", 0) for c in cells if "nbgrader" in c["metadata"])
-    assert points == 24
+    assert points == REVIEW_POINTS
     manual = [
         c for c in cells if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "markdown"
     ]
-    assert len(manual) == 5, "five written answers, graded by hand"
+    assert len(manual) == 13, "thirteen written answers, graded by hand"
 
 
 def test_collected_submissions(course):
     alice = course / "submitted" / "alice" / "review"
     assert (alice / "review.ipynb").is_file() and (alice / "exercises").is_dir()
-    assert (alice / "timestamp.txt").read_text().startswith("2027-02-14 12:00:00")
+    assert (alice / "timestamp.txt").read_text().startswith("2027-03-07 12:00:00")
 
 
 def test_a_warning_costs_points_without_the_course_config(course):
@@ -245,12 +246,13 @@ def test_autograde(course, capsys):
     # Feedback, as the instructor makes it: one page per student, with the scores so far.
     assert main(["notebook-feedback", "--course", str(course)]) == 0
     out = capsys.readouterr().out
-    assert "alice: review 2 / 24 (written answers not graded yet)" in out
-    assert "bob: review 0 / 24 (written answers not graded yet)" in out
-    assert "carol: review 0 / 24 ->" in out
+    assert f"alice: review 2 / {REVIEW_POINTS} (written answers not graded yet)" in out
+    assert f"bob: review 0 / {REVIEW_POINTS} (written answers not graded yet)" in out
+    assert f"carol: review 0 / {REVIEW_POINTS} ->" in out
     alice = (course / "feedback" / "alice" / "review" / "review.html").read_text()
-    assert "Score: 2.0 / 24.0" in alice and "test_dot_product_variance" in alice
-    assert "Score: 0.0 / 24.0" in (course / "feedback" / "bob" / "review" / "review.html").read_text()
+    assert f"Score: 2.0 / {REVIEW_POINTS:.1f}" in alice and "test_dot_product_variance" in alice
+    bob = (course / "feedback" / "bob" / "review" / "review.html").read_text()
+    assert f"Score: 0.0 / {REVIEW_POINTS:.1f}" in bob
 
     book = gradebook.build([], course / "book", nbgrader_db=course / "gradebook.db")
     assert book["students"] == 3
