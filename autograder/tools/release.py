@@ -15,6 +15,10 @@ week's solutions are its reference module and its notebook with the solutions in
 
 Nothing leaves without an audit: no solution region, hidden test or mark scheme in any file,
 no hidden suite, no notebook output (see `audit`).
+
+The notebooks name the repository they are published from (the "Open in Colab" badge, the set-up
+cell that clones it on Colab) by a placeholder; `--repository OWNER/NAME` writes the template
+repository in its place (`fill_repository`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import string
 import subprocess
@@ -50,6 +55,10 @@ COURSE_PRIVATE_FILES = {"INSTRUCTORS.md"}
 FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME")
 # Where the solutions tree keeps each published week's notebook with its solutions.
 SOLUTION_NOTEBOOKS = "notebooks"
+# Stands for the template repository (owner/name) in the notebooks and notes: the Colab badge's
+# address and the repository the set-up cell clones. `--repository` fills it in.
+REPOSITORY_PLACEHOLDER = "__COURSE_REPOSITORY__"
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
 class ReleaseError(RuntimeError):
@@ -163,6 +172,26 @@ def release_notebooks(root: Path = ROOT) -> Path | None:
     return release
 
 
+def fill_repository(tree: Path, repository: str) -> list[Path]:
+    """Writes ``repository`` (``owner/name`` on GitHub) over the placeholder in every notebook and
+    Markdown file of ``tree``; returns the files it changed."""
+    if not REPOSITORY_NAME.fullmatch(repository):
+        raise ReleaseError(f"--repository must be OWNER/NAME on GitHub, got {repository!r}")
+    changed = []
+    for path in sorted(tree.rglob("*")):
+        if (
+            path.suffix not in (".ipynb", ".md")
+            or not path.is_file()
+            or ".git" in path.relative_to(tree).parts
+        ):
+            continue
+        text = path.read_text()
+        if REPOSITORY_PLACEHOLDER in text:
+            path.write_text(text.replace(REPOSITORY_PLACEHOLDER, repository))
+            changed.append(path)
+    return changed
+
+
 # --------------------------------------------------------------------------- building the tree
 def _copy_course(root: Path, dest: Path, released: Path | None) -> None:
     course = root / "course"
@@ -274,13 +303,18 @@ def build(
     released: Path | None | str = "generate",
     git: bool = True,
     message: str | None = None,
+    repository: str | None = None,
 ) -> Path:
     """Builds the template (or, with ``solutions``, the solutions tree) in ``out``.
 
     ``weeks`` limits the solutions that are filled in (default: all). ``released`` is nbgrader's
     release folder (`release_notebooks`); by default the notebooks are released now, and None
-    leaves them out."""
+    leaves them out. ``repository`` (``owner/name``) replaces the placeholder in the notebooks'
+    Colab badges and set-up cells; without it the placeholder stays (and the set-up cell asks
+    the student to fill it in)."""
     out = Path(out)
+    if repository and not REPOSITORY_NAME.fullmatch(repository):
+        raise ReleaseError(f"--repository must be OWNER/NAME on GitHub, got {repository!r}")
     if out.exists() and any(out.iterdir()):
         raise ReleaseError(f"{out} exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
@@ -304,6 +338,8 @@ def build(
     _write_templates(root, out, solutions)
     if solutions:
         _copy_solutions(root, out, list(weeks) if weeks is not None else list(WEEKS))
+    if repository:
+        fill_repository(out, repository)
     problems = audit(out, allow_solutions=solutions)
     if problems:
         raise ReleaseError("the release would leak course material:\n  " + "\n  ".join(problems))
@@ -394,6 +430,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --solutions: only weeks whose deadline and late window have passed by TIME "
         "(ISO 8601 or `now`), from course/schedule.toml",
     )
+    parser.add_argument(
+        "--repository",
+        metavar="OWNER/NAME",
+        default=os.environ.get("TEMPLATE_REPOSITORY"),
+        help="the template repository on GitHub, written into the notebooks' Colab badges and set-up "
+        "cells (default: $TEMPLATE_REPOSITORY; without either, they keep a placeholder)",
+    )
     parser.add_argument("--no-git", action="store_true", help="do not `git init` and commit the tree")
     parser.add_argument("--message", help="commit message")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -411,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
             due = load_schedule(SCHEDULE).solutions_due(parse_time(args.due_by))
             weeks = [w for w in (weeks or WEEKS) if w.id in due]
         out = build(
-            Path(args.out), solutions=args.solutions, weeks=weeks, git=not args.no_git, message=args.message
+            Path(args.out),
+            solutions=args.solutions,
+            weeks=weeks,
+            git=not args.no_git,
+            message=args.message,
+            repository=args.repository,
         )
     except (ReleaseError, KeyError, ValueError) as exc:
         print(f"course release: {exc}", file=sys.stderr)
@@ -419,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     filled = ", ".join(w.id for w in weeks) if weeks is not None else "all weeks"
     what = f"solutions tree ({filled})" if args.solutions else "student template"
     print(f"course release: wrote the {what} to {out}")
+    if not args.repository:
+        print(
+            f"course release: note: the notebooks' Colab badges still read {REPOSITORY_PLACEHOLDER}; "
+            "give --repository OWNER/NAME (or set TEMPLATE_REPOSITORY) to fill it in",
+            file=sys.stderr,
+        )
     return 0
 
 
