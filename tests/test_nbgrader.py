@@ -54,7 +54,7 @@ WRONG = """def dot_product_variance(d_k: int, n: int = 50_000, seed: int = 0) ->
     return float(((q * k).sum(axis=1) / d_k).var())  # scaled by 1/d_k: variance 1/d_k
 """
 ESSAY = "Parallel over positions, O(1) path length between tokens, no fixed-size bottleneck; O(T²) cost."
-REVIEW_POINTS = 44  # review.ipynb: 39 for written answers (13 cells), 5 autograded
+REVIEW_POINTS = 44  # review.ipynb: 40 for written answers (13 cells), 4 autograded
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
