@@ -120,22 +120,12 @@ def test_week_notebook_is_gradable(path: Path):
             )
 
 
-# Notebooks whose Colab cells (badge, set-up) are still to be added.
-COLAB_PENDING = {
-    "course/w01_attention/w01_attention.ipynb",
-    "course/w09_capstone/w09_capstone.ipynb",
-    "course/w10_variants/w10_variants.ipynb",
-}
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_notebook_opens_in_colab(path: Path, tmp_path, monkeypatch):
     """The first cell is an "Open in Colab" badge for this very notebook; the first code cell
     installs the course on Colab and does nothing anywhere else (nbgrader and these tests run it)."""
     from autograder.tools.release import REPOSITORY_PLACEHOLDER
 
-    if _id(path) in COLAB_PENDING:
-        pytest.skip("Colab cells not added yet")
     nb = nbformat.read(path, as_version=4)
     badge = f"https://colab.research.google.com/github/{REPOSITORY_PLACEHOLDER}/blob/main/{_id(path)}"
     assert nb.cells[0].cell_type == "markdown" and f"]({badge})" in nb.cells[0].source, (
@@ -154,6 +144,19 @@ def test_notebook_opens_in_colab(path: Path, tmp_path, monkeypatch):
     assert Path.cwd() == tmp_path and not list(tmp_path.iterdir()), (
         f"{_id(path)}: the set-up cell acts off Colab"
     )
+
+
+def test_colab_setup_cell_is_the_same_everywhere():
+    """One set-up cell for the whole course: a fix to it reaches every notebook or none."""
+    sources = {
+        _id(path): next(
+            cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"
+        ).source
+        for path in NOTEBOOKS
+    }
+    reference = sources["course/w02_multihead/w02_multihead.ipynb"]
+    differ = sorted(name for name, source in sources.items() if source != reference)
+    assert not differ, f"set-up cells that differ from week 2's: {differ}"
 
 
 def test_release_fills_in_the_repository(tmp_path):
