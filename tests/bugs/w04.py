@@ -252,6 +252,25 @@ BUGS = [
         convention="Blocks",
     ),
     Bug(
+        "FFN before attention",
+        "x = x + self.dropout(self.attn(self.norm1(x), mask, positions))  # (B, T, d_model)\n"
+        "            x = x + self.ffn(self.norm2(x))",
+        "x = x + self.ffn(self.norm2(x))\n"
+        "            x = x + self.dropout(self.attn(self.norm1(x), mask, positions))",
+        catches="test_pre_ln_block_matches_oracle",
+        keywords=("FFN runs before attention",),
+        convention="Blocks",
+    ),
+    Bug(
+        "parallel sublayers (both read the block's input)",
+        "x = x + self.dropout(self.attn(self.norm1(x), mask, positions))  # (B, T, d_model)\n"
+        "            x = x + self.ffn(self.norm2(x))",
+        "x = x + self.dropout(self.attn(self.norm1(x), mask, positions)) + self.ffn(self.norm2(x))",
+        catches="test_pre_ln_block_matches_oracle",
+        keywords=("parallel",),
+        convention="Blocks",
+    ),
+    Bug(
         "final norm inside a pre-LN block",
         "            x = x + self.ffn(self.norm2(x))\n        else:",
         "            x = x + self.ffn(self.norm2(x))\n            x = self.norm2(x)  # a normalised output\n"

@@ -10,6 +10,7 @@ test can recognise it in a submission's output and name it.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,12 @@ def layer_norm(x, weight, bias, eps=EPS):
 
 def layer_norm_bugs(x, weight, bias, eps=EPS):
     """(output, diagnosis) of the classic LayerNorm mistakes."""
+    with warnings.catch_warnings():  # at d = 1 the unbiased statistics are NaN, and torch says so
+        warnings.simplefilter("ignore", UserWarning)
+        return _layer_norm_bugs(x, weight, bias, eps)
+
+
+def _layer_norm_bugs(x, weight, bias, eps):
     mean = x.mean(-1, keepdim=True)
     var = x.var(-1, keepdim=True, unbiased=False)
     b = 0 if bias is None else bias
