@@ -212,19 +212,29 @@ def test_release_refuses_a_non_empty_directory_and_misused_options(tmp_path, cap
         release.main(["--out", str(tmp_path / "x"), "--weeks", "w01"])  # --weeks needs --solutions
 
 
-def test_solutions_branch_is_published_week_by_week(tmp_path):
+def test_solutions_branch_is_published_week_by_week(tmp_path, monkeypatch):
     from autograder.classroom import solutions
     from autograder.tools.schedule import parse_time
 
     root = copy_course(tmp_path / "course-repo")
-    for nb in (root / "course").rglob("*.ipynb"):  # notebooks are covered above; keep this quick
-        nb.unlink()
+    # Released notebooks are covered above; keep this quick: no nbgrader run, and only week 1's
+    # notebook, to see its solved copy published with the template repository in its Colab cells.
+    for nb in (root / "course").rglob("*.ipynb"):
+        if nb.parent.name != "w01_attention":
+            nb.unlink()
+    monkeypatch.setattr(solutions, "release_notebooks", lambda root: None)
     remote = tmp_path / "template.git"
     git(tmp_path, "init", "--quiet", "--bare", str(remote))
     schedule = root / "course" / "schedule.toml"
 
     def publish(when: str) -> str:
-        return solutions.publish(str(remote), through=parse_time(when), root=root, schedule=schedule)
+        return solutions.publish(
+            str(remote),
+            through=parse_time(when),
+            root=root,
+            schedule=schedule,
+            repository="our-org/transformer-deep-dive",
+        )
 
     assert "No solutions published yet" in publish("2027-01-18T00:00:00Z")  # before week 1 is due
     assert "already up to date (none due)" in publish("2027-01-18T01:00:00Z")
@@ -241,6 +251,12 @@ def test_solutions_branch_is_published_week_by_week(tmp_path):
         f"solutions/{module_path(root / 'solutions', w).relative_to(root / 'solutions')}" for w in published
     ]
     assert sorted(f for f in in_solutions if not f.startswith("solutions/notebooks/")) == sorted(expected)
+    solved = git(remote, "show", "solutions:solutions/notebooks/w01_attention.ipynb")
+    assert release.REPOSITORY_PLACEHOLDER not in solved
+    assert (
+        "https://colab.research.google.com/github/our-org/transformer-deep-dive/blob/main/"
+        "course/w01_attention/w01_attention.ipynb" in solved
+    )
 
     # A new term: the schedule's dates move a year on; the branch is reset, last term's gone.
     schedule.write_text(schedule.read_text().replace("2027-", "2028-"))
@@ -248,6 +264,19 @@ def test_solutions_branch_is_published_week_by_week(tmp_path):
     files = git(remote, "ls-tree", "-r", "--name-only", "solutions").splitlines()
     assert [f for f in files if f.startswith("solutions/")] == ["solutions/__init__.py"]
     assert "exercises/w01_attention.py" in files, "the template itself stays"
+
+
+def test_solutions_name_the_repository_they_are_pushed_to():
+    """Without an explicit repository, the published notebooks name the one the remote points
+    to (`publish-solutions --repository OWNER/NAME` pushes to its clone URL)."""
+    from autograder.classroom.gitops import repo_url
+    from autograder.classroom.solutions import repository_of
+
+    assert repository_of(repo_url("our-org/transformer-deep-dive")) == "our-org/transformer-deep-dive"
+    assert repository_of("git@github.com:our-org/tdd.git") == "our-org/tdd"
+    assert repository_of("ssh://git@github.com/our-org/tdd") == "our-org/tdd"
+    for local in ("/srv/git/template.git", "./template.git", "file:///srv/git/template.git"):
+        assert repository_of(local) is None, local
 
 
 def test_a_notebook_nbgrader_refuses_is_still_stripped(tmp_path):
