@@ -178,6 +178,20 @@ def _equal(actual, candidate) -> bool:
         return False
 
 
+def attempt(call: Callable[[], Any], what: str, advice: str) -> Any:
+    """``call()``; an exception raised by the submission fails the test with ``advice`` and the
+    student's traceback (a timeout stays a timeout)."""
+    try:
+        return call()
+    except SubmissionTimeout:
+        raise
+    except SubmissionError as exc:
+        message = f"{what} raised {exc.exc_type or 'an error'}: {advice}"
+        if exc.traceback:
+            message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
+        raise GradingFailure(message) from None
+
+
 def _probe(what: str, call: Callable[[], Any]) -> Any:
     """Runs a diagnosis or example probe; the student's exception becomes this test's failure."""
     try:

@@ -43,7 +43,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import Example, GradingFailure, check, check_close, check_equal, convention, matches
+from autograder.checks import (
+    Example,
+    GradingFailure,
+    attempt,
+    check,
+    check_close,
+    check_equal,
+    convention,
+    matches,
+)
 from autograder.drivers.common import one_thread, outputs_in_modes
 from autograder.drivers.w08 import (
     TinyTransformer,
@@ -54,7 +63,7 @@ from autograder.drivers.w08 import (
     make_linear,
     requires_grad_map,
 )
-from autograder.isolation import SubmissionError, SubmissionTimeout
+from autograder.isolation import SubmissionError
 from autograder.weeks import ROOT
 
 pytestmark = pytest.mark.w08
@@ -121,19 +130,6 @@ def _lora_out(x, W, b, A, B, s):
     return F.linear(x, W, b) + s * (x @ A.T @ B.T)
 
 
-def _attempt(call, what: str, advice: str):
-    """``call()``; an exception in the submission fails the test with ``advice`` and its traceback."""
-    try:
-        return call()
-    except SubmissionTimeout:
-        raise
-    except SubmissionError as exc:
-        message = f"{what} raised {exc.exc_type or 'an error'}: {advice}"
-        if exc.traceback:
-            message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
-        raise GradingFailure(message) from None
-
-
 def _scaling_example(submission):
     """The case of the public test: d = 2, r = 1, alpha = 4, A = [1, 0], B = [0, 1]ᵀ."""
 
@@ -187,7 +183,7 @@ def test_initial_output_equals_base(submission, gen):
         "A is random (Kaiming-uniform), B is zero, so ΔW = B A = 0 at the start.",
     )
     x = randn(gen, 3, 5, d_in)
-    out = _attempt(
+    out = attempt(
         lambda: layer(x),
         f"LoRALinear on an input of shape {tuple(x.shape)}",
         "the layer must accept any leading dims (..., d_in): use @ / matmul on the last axis, not torch.mm.",
@@ -196,7 +192,7 @@ def test_initial_output_equals_base(submission, gen):
     # Rank 1 around a base without bias: the smallest layer is still exactly the base at the start.
     layer, W, _ = _layer(submission, gen, 5, 3, 1, 2.0, bias=False)
     x = randn(gen, 4, 5)
-    out = _attempt(
+    out = attempt(
         lambda: layer(x),
         "LoRALinear(nn.Linear(5, 3, bias=False), r=1)",
         "the base layer may have no bias (base.bias is None when bias=False): call self.base(x) "
@@ -304,7 +300,7 @@ def test_scaling_alpha_over_r(submission, gen):
         A, B = randn(gen, r, d_in) / math.sqrt(d_in), randn(gen, d_out, r)
         _load(layer, W, b, A, B)
         x = randn(gen, *lead, d_in)
-        out = _attempt(
+        out = attempt(
             lambda layer=layer, x=x: layer(x),
             f"LoRALinear(r={r}) on an input of shape {tuple(x.shape)}",
             "the layer must accept any leading dims (..., d_in): use @ / matmul on the last axis, not torch.mm.",
