@@ -62,7 +62,7 @@ def test_quick_run_prints_its_table_and_saves_its_plot(name, tmp_path, capsys, k
     png = tmp_path / f"{name}.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     table = (tmp_path / f"{name}.md").read_text()
-    assert table.startswith(f"`python benchmarks/experiments/{name}.py --quick`") and rows[0] in table
+    assert table.startswith(f"`python benchmarks/experiments/{name}.py --quick --out ") and rows[0] in table
 
     assert len(results) == SCRIPTS[name]
     for result in results:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             16,
             1,
         )
-    common.setup(args)
+    common.setup(args, argv)
     if args.task == "shakespeare":
         data = common.CharData.shakespeare()
         vocab_size, draw = data.vocab_size, lambda g: data.batch("train", args.batch, args.block_size, g)
@@ -151,8 +151,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         right.plot(
             [r["params"] for r in cells], [r["val_loss"] for r in cells], "o-", label=f"{n_heads} heads"
         )
-    right.set_xscale("log")
-    right.set(xlabel="parameters (log scale)", ylabel="validation loss", title="loss vs parameters")
+    counts = sorted({r["params"] for r in results})
+    right.set_xticks(counts, [f"{c:,}" for c in counts])
+    right.set(
+        xlabel="parameters (the same for every head count)",
+        ylabel="validation loss",
+        title="loss vs parameters",
+    )
     right.legend(fontsize=8)
     task = "tiny Shakespeare (characters)" if args.task == "shakespeare" else "the repeat task"
     fig.suptitle(f"GPT, d_model={args.d_model}, {args.steps} steps on {task}")

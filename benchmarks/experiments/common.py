@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +47,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def setup(args: argparse.Namespace) -> None:
+def setup(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
+    """Threads, the output folder, and the command line (recorded with the table)."""
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +135,7 @@ def report(name: str, args: argparse.Namespace, headers, rows, fig, notes: Seque
     import matplotlib.pyplot as plt
 
     table = markdown_table(headers, rows)
-    command = "python benchmarks/experiments/" + name + ".py" + (" --quick" if args.quick else "")
+    command = shlex.join(["python", f"benchmarks/experiments/{name}.py", *args.argv])
     footer = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}", *notes]
     text = "\n".join([table, "", *footer])
     print(text)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.quick:
         args.steps, args.eval_every, args.eval_batches, args.batch = 4, 2, 1, 4
         args.layers, args.d_model, args.block_size = 1, 32, 16
-    common.setup(args)
+    common.setup(args, argv)
     data = common.CharData.shakespeare(n_chars=args.chars)
     val = data.fixed_batches("val", args.eval_batches, args.batch, args.block_size, seed=1)
     train_eval = data.fixed_batches("train", args.eval_batches, args.batch, args.block_size, seed=2)

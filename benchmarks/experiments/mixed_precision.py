@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.quick:
         args.steps, args.batch, args.block_size, args.eval_batches, args.growth_interval = 8, 4, 16, 1, 2
         args.init_scale = 2.0**18  # a skip or two, then clean steps
-    common.setup(args)
+    common.setup(args, argv)
     problem = fp16_supported()
     runs = [r for r in RUNS if problem is None or r[1] != "fp16"]
     if problem:

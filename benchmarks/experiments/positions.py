@@ -1,16 +1,21 @@
 """Short vs long context: four position schemes trained at one length, evaluated at 1x, 2x and 4x it.
 
-    python benchmarks/experiments/positions.py [--train-len 32] [--steps 800] [--period 5]
-                                               [--schemes sinusoidal learned rope alibi none]
+    python benchmarks/experiments/positions.py [--task periodic|delay] [--train-len 32] [--steps 800]
+                                               [--period 5] [--schemes sinusoidal learned rope alibi none]
                                                [--out runs/experiments] [--quick]
 
-The toy task: a sequence of random symbols that repeats with a fixed period k (``abcdeabcdeab…``,
-new symbols for every sequence). The first k symbols cannot be predicted; every later one is the
-symbol k places back, so the model must find "the token k − 1 positions before me" at every
-position: a purely positional rule, the same at any length. The same small decoder (week 4's
-pre-LN ``TransformerBlock``, causal) is trained with each scheme of week 3 at length L and then
-evaluated on fresh sequences of length L, 2L and 4L (loss and accuracy over the predictable
-positions only). Schemes:
+The default task (``periodic``): next-symbol prediction on sequences that repeat k random symbols
+(``abcdeabcdeab…``, new symbols in every sequence). The first k symbols cannot be predicted;
+every later one is the symbol k places back. The rule is the same at every position and every
+length, and it can be found two ways: by position (look k − 1 tokens back) or by content (find
+the earlier copy of the current symbol and read what followed it). ``--task delay`` leaves only
+the first: the inputs are independent random symbols and the target at position t is the input
+at t − k (``--period`` is then the lag k), so nothing but relative position can solve it.
+
+The same small decoder (week 4's pre-LN ``TransformerBlock``, causal) is trained with each
+scheme of week 3 at length L and then evaluated on fresh sequences of length L, 2L and 4L (loss
+and accuracy over the predictable targets only, averaged over whole sequences; the plot also
+shows the accuracy at each position of the 4L sequences). Schemes:
 
 * ``sinusoidal``: ``sinusoidal_encoding`` added to the token embeddings;
 * ``learned``: ``LearnedPositionalEmbedding(L, d)`` added; it has no row past L − 1, so beyond the
@@ -131,7 +136,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = common.parser(__doc__)
     p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES)
     p.add_argument("--train-len", type=int, default=32, help="L, the training length")
-    p.add_argument("--period", type=int, default=5, help="k, the period of the sequences")
+    p.add_argument(
+        "--period", type=int, default=5, help="k: the period (periodic task) or the lag (delay task)"
+    )
     p.add_argument("--vocab", type=int, default=16)
     p.add_argument("--task", default="periodic", choices=("periodic", "delay"))
     p.add_argument("--steps", type=int, default=800)
@@ -143,8 +150,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--eval-batches", type=int, default=8)
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.batch, args.eval_batches, args.train_len, args.d_model = 10, 8, 1, 12, 32
-    common.setup(args)
+        args.steps, args.batch, args.eval_batches, args.train_len, args.d_model = 6, 4, 1, 12, 32
+    common.setup(args, argv)
     make = periodic_batch if args.task == "periodic" else delay_batch
     L, factors = args.train_len, (1, 2, 4)
     schedule = common.cosine_lr(args.lr, args.steps, warmup=args.steps // 10)
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for r in results
     ]
     notes = [
-        f"L={L}, period {args.period}, vocab {args.vocab}, {args.layers} layers x {args.heads} heads, "
+        f"L={L}, {'period' if args.task == 'periodic' else 'lag'} {args.period}, vocab {args.vocab}, {args.layers} layers x {args.heads} heads, "
         f"d_model {args.d_model}, {args.steps} steps of batch {args.batch}; chance accuracy {1 / args.vocab:.4f}",
         "learned (clamped): positions >= L reuse the table's last row (the table has no row for them)",
     ]
