@@ -30,24 +30,3 @@ def student_template(tmp_path_factory, worker_id) -> Path:
         if not (target / ".git").is_dir():
             release.build(target, root=copy_course(root / "student-template-source"), released=None)
     return target
-
-
-# The files whose module fixtures take longest (a class graded in jails, the reference graded on
-# every week, simulated classrooms, notebooks). xdist's loadgroup hands out groups in collection
-# order, so a long group collected last leaves the other worker idle at the end: start these first.
-SLOW_FIRST = (
-    "test_jail.py",
-    "test_grading.py",
-    "test_classroom.py",
-    "test_nbgrader.py",
-    "test_bug_corpus.py",
-    "test_release.py",
-    "test_student_workflow.py",
-    "test_hostile.py",
-    "test_sandbox.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: order kept within
