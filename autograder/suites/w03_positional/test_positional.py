@@ -718,36 +718,32 @@ def slopes_example(student):
     )
 
 
+def check_slopes(student, n: int) -> None:
+    """alibi_slopes(n) against the closed form, with the named slope mistakes and a worked example."""
+    check_close(
+        student.alibi_slopes(n),
+        slopes_closed(n),
+        what=f"alibi_slopes({n})",
+        atol=1e-7,
+        rtol=1e-6,
+        hint=f"m_h = 2^(-8h/n) with n = {n}, for h = 1 … {n}.",
+        diagnose=slope_diagnoses(n),
+        example=slopes_example(student),
+    )
+
+
 @pytest.mark.points(2)
 def test_alibi_slopes(student):
     """ALiBi slopes 2^(-8h/n): 1/2 … 1/256 for 8 heads, the same geometric rule for 12"""
     for n in (8, 12):
-        check_close(
-            student.alibi_slopes(n),
-            slopes_closed(n),
-            what=f"alibi_slopes({n})",
-            atol=1e-7,
-            rtol=1e-6,
-            hint=f"m_h = 2^(-8h/n) with n = {n}, for h = 1 … {n}.",
-            diagnose=slope_diagnoses(n),
-            example=slopes_example(student),
-        )
+        check_slopes(student, n)
 
 
 @pytest.mark.points(2)
 def test_alibi_slopes_edges(student, gen):
     """6 heads (not a power of two) and one head (slope 2^-8); the bias of a single head"""
     for n in (6, 1):
-        check_close(
-            student.alibi_slopes(n),
-            slopes_closed(n),
-            what=f"alibi_slopes({n})",
-            atol=1e-7,
-            rtol=1e-6,
-            hint=f"m_h = 2^(-8h/n) with n = {n}, for h = 1 … {n}.",
-            diagnose=slope_diagnoses(n),
-            example=slopes_example(student),
-        )
+        check_slopes(student, n)
     T = randint(gen, 2, 6)
     check_close(
         student.alibi_bias(1, T, T),
