@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-GROUPED = '''
+GROUPED = """
 import os
 from pathlib import Path
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("one")
 @pytest.mark.parametrize("i", range(6))
 def test_where(i):
     Path("workers", f"{i}").write_text(os.environ["PYTEST_XDIST_WORKER"])
-'''
+"""
 
 
 def test_an_xdist_group_stays_on_one_worker(tmp_path):
@@ -37,4 +37,6 @@ def test_an_xdist_group_stays_on_one_worker(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     workers = {p.read_text() for p in (tmp_path / "workers").iterdir()}
     assert len(list((tmp_path / "workers").iterdir())) == 6
-    assert len(workers) == 1, f"one xdist_group ran on {sorted(workers)}: check the pytest pin in pyproject.toml"
+    assert len(workers) == 1, (
+        f"one xdist_group ran on {sorted(workers)}: check the pytest pin in pyproject.toml"
+    )
