@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -205,3 +206,29 @@ def test_solutions_never_import_the_grader():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "autograder" for n in names), f"{path} imports autograder"
+
+
+THREADS_AFTER_COLLECTION = """
+import threading
+
+
+def pytest_collection_finish(session):
+    names = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+    print("EXTRA-THREADS", names)
+"""
+
+
+def test_no_suite_runs_anything_beside_the_tests(tmp_path):
+    """Collecting every suite leaves the grader with one thread: work started at collection would
+    run beside other weeks' tests in the same process and could break them (it once did)."""
+    (tmp_path / "threadcheck.py").write_text(THREADS_AFTER_COLLECTION)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "threadcheck", "--isolation", "none"]
+        + ["autograder/suites", "exercises/tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("EXTRA-THREADS")]
+    assert lines == ["EXTRA-THREADS []"], (lines, proc.stdout[-1500:], proc.stderr[-1500:])

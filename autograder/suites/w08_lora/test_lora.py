@@ -36,7 +36,6 @@ What the week promises, and the test that holds each promise at its edge:
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import pytest
@@ -70,24 +69,6 @@ pytestmark = pytest.mark.w08
 
 LORA = convention("Optimisation")  # the LoRA paragraph
 LAYOUT = convention("Tensors and weights")
-
-# peft imports transformers (≈2.5 s measured on 2 busy cores). Start it when this file is
-# collected so it overlaps with the tests that run before the peft comparison (the last test).
-_PEFT: dict = {}
-
-
-def _import_peft() -> None:
-    try:
-        from peft import LoraConfig
-        from peft.tuners.lora import Linear
-
-        _PEFT.update(LoraConfig=LoraConfig, Linear=Linear)
-    except Exception as exc:  # noqa: BLE001 - reported as a skip reason
-        _PEFT["error"] = f"{type(exc).__name__}: {exc}"
-
-
-_PEFT_THREAD = threading.Thread(target=_import_peft, name="import-peft", daemon=True)
-_PEFT_THREAD.start()
 
 
 @pytest.fixture(autouse=True)
@@ -929,12 +910,14 @@ def test_lora_finetune_reaches_threshold(submission, gen):
 @pytest.mark.points(3)
 def test_matches_peft_lora_linear(submission, gen):
     """Equal to peft's LoRA Linear given the same base, A and B (plain and rsLoRA): output, ΔW, merged weights"""
-    _PEFT_THREAD.join(timeout=60)
-    if "error" in _PEFT or "Linear" not in _PEFT:
-        pytest.skip(
-            f"peft is not installed in the grading environment ({_PEFT.get('error', 'import timed out')})"
-        )
-    LoraConfig, PeftLinear = _PEFT["LoraConfig"], _PEFT["Linear"]
+    # Imported here, in the test's own time: peft brings transformers (seconds). A background
+    # import started at collection once raced other weeks' tests in the same grader process
+    # ("dictionary changed size during iteration"), so the grader imports nothing beside a test.
+    try:
+        from peft import LoraConfig
+        from peft.tuners.lora import Linear as PeftLinear
+    except Exception as exc:  # noqa: BLE001 - reported as the skip reason
+        pytest.skip(f"peft is not installed in the grading environment ({type(exc).__name__}: {exc})")
     d_in, d_out, r, alpha = 10, 6, 4, 12.0
     for rslora in (False, True):
         layer, W, b = _layer(submission, gen, d_in, d_out, r, alpha, rslora=rslora)
