@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import statistics
 
 import pytest
 import torch
@@ -42,6 +43,8 @@ def _numbers(value):
     """Every number in a result (nested lists and tensors included), for the finiteness check."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return []
+    if hasattr(value, "sd"):  # a figure over several seeds
+        return [float(v) for v in value.values]
     if isinstance(value, int | float):
         return [float(value)]
     if isinstance(value, torch.Tensor):
@@ -69,3 +72,18 @@ def test_quick_run_prints_its_table_and_saves_its_plot(name, tmp_path, capsys, k
         numbers = [n for key, value in result.items() if key != "per_position" for n in _numbers(value)]
         numbers += _numbers(result.get("per_position"))
         assert numbers and all(math.isfinite(n) for n in numbers), (name, result)
+
+
+def test_several_seeds_give_mean_and_spread(tmp_path, capsys, keep_threads):
+    """``--seeds 2`` trains every cell twice and the table shows mean ± sd of the two."""
+    results = _load("capacity").main(["--quick", "--seeds", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    assert len(rows) == 1 + SCRIPTS["capacity"] and all(" ± " in row for row in rows[1:]), out
+    assert "seeds 0-1 (mean ± sd)" in out
+    for result in results:
+        spread = result["val_loss"]
+        assert len(spread.values) == 2
+        assert spread.mean == pytest.approx(statistics.mean(spread.values))
+        assert spread.sd == pytest.approx(statistics.stdev(spread.values))
+        assert f"{spread.mean:.4f} ± {spread.sd:.4f}" in out

@@ -51,7 +51,12 @@ def _hunt():
         _FOUND.append("found reference: import solutions.w01_attention")
     except Exception:
         pass
-    roots = ["/tmp", "/proc/1/cwd", "/root", "/home", "/work", *_sys.path]
+    # Every folder on the path except the interpreter's own installation (the import above
+    # is how an installed copy would be found): walking site-packages in every test's child
+    # cost this file half a minute and could find nothing the import cannot.
+    installed = (_sys.prefix, _sys.base_prefix, _sys.exec_prefix)
+    on_path = [p for p in _sys.path if p and not p.startswith(installed)]
+    roots = ["/tmp", "/proc/1/cwd", "/root", "/home", "/work", *on_path]
     for root in roots:
         for folder, dirs, files in _os.walk(root):
             if folder.count(_os.sep) - root.count(_os.sep) > 6 or folder.startswith("/proc/"):

@@ -5,6 +5,7 @@ them again; this test fails instead."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,8 @@ def test_an_xdist_group_stays_on_one_worker(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
         cwd=tmp_path,
+        # xdist alone: the course's plugin (and torch) would only make the workers slow to start.
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_PLUGINS": "xdist.plugin"},
         capture_output=True,
         text=True,
     )

@@ -109,34 +109,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 n_heads=n_heads,
                 d_model=args.d_model,
             )
-            set_seed(args.seed)
-            model = GPT(config)
-            params = gpt_param_count(config)
-            assert params == sum(p.numel() for p in model.parameters()), "count disagrees with the model"
-            optimizer = AdamW(param_groups(model, 0.1), lr=args.lr, betas=(0.9, 0.99))
-            g = torch.Generator().manual_seed(args.seed)
-            with common.Timer() as t:
-                for step in range(args.steps):
-                    batch = draw(g)
-                    train_step(model, optimizer, [batch], max_norm=1.0, lr=schedule(step))
-            results.append(
-                {
-                    "layers": n_layers,
-                    "heads": n_heads,
-                    "d_head": args.d_model // n_heads,
-                    "params": params,
-                    "train_loss": common.mean_loss(model, train_eval) if train_eval else None,
-                    "val_loss": common.mean_loss(model, val),
-                    "val_acc": accuracy(model, val),
-                    "ms_per_step": 1000 * t.seconds / args.steps,
-                }
-            )
+            runs = []
+            for seed in common.seeds(args):
+                set_seed(seed)
+                model = GPT(config)
+                params = gpt_param_count(config)
+                assert params == sum(p.numel() for p in model.parameters()), "count disagrees with the model"
+                optimizer = AdamW(param_groups(model, 0.1), lr=args.lr, betas=(0.9, 0.99))
+                g = torch.Generator().manual_seed(seed)
+                with common.Timer() as t:
+                    for step in range(args.steps):
+                        batch = draw(g)
+                        train_step(model, optimizer, [batch], max_norm=1.0, lr=schedule(step))
+                runs.append(
+                    {
+                        "layers": n_layers,
+                        "heads": n_heads,
+                        "d_head": args.d_model // n_heads,
+                        "params": params,
+                        "train_loss": common.mean_loss(model, train_eval) if train_eval else None,
+                        "val_loss": common.mean_loss(model, val),
+                        "val_acc": accuracy(model, val),
+                        "ms_per_step": 1000 * t.seconds / args.steps,
+                    }
+                )
+            results.append(common.over_seeds(runs))
             print(f"  {n_layers} layers x {n_heads} heads: {t.seconds:.1f} s", file=sys.stderr)
 
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    grid = torch.tensor([[r["val_loss"] for r in results if r["layers"] == n] for n in args.layers])
+    grid = torch.tensor([[float(r["val_loss"]) for r in results if r["layers"] == n] for n in args.layers])
     image = left.imshow(grid.tolist(), cmap="viridis_r", aspect="auto")
     for i in range(grid.size(0)):
         for j in range(grid.size(1)):
@@ -149,7 +152,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for n_heads in args.heads:
         cells = [r for r in results if r["heads"] == n_heads]
         right.plot(
-            [r["params"] for r in cells], [r["val_loss"] for r in cells], "o-", label=f"{n_heads} heads"
+            [r["params"] for r in cells],
+            [float(r["val_loss"]) for r in cells],
+            "o-",
+            label=f"{n_heads} heads",
         )
     counts = sorted({r["params"] for r in results})
     right.set_xticks(counts, [f"{c:,}" for c in counts])
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             *([r["train_loss"]] if with_train else []),
             r["val_loss"],
             r["val_acc"],
-            f"{r['ms_per_step']:.1f}",
+            f"{float(r['ms_per_step']):.1f}",
         ]
         for r in results
     ]

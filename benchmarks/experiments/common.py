@@ -35,6 +35,13 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train every configuration with this many seeds (--seed, --seed + 1, …) and report\n"
+        "mean ± standard deviation (%(default)s)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -111,8 +118,51 @@ def mean_loss(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tens
     return sum(losses) / len(losses)
 
 
+def seeds(args: argparse.Namespace) -> range:
+    """The seeds every configuration is trained with."""
+    return range(args.seed, args.seed + max(1, args.seeds))
+
+
 # --------------------------------------------------------------------------- reporting
+@dataclass(frozen=True)
+class Spread:
+    """One figure measured over several seeds: the table shows mean ± sample standard deviation,
+    a plot the mean (``float(spread)``)."""
+
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def sd(self) -> float:
+        n = len(self.values)
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (n - 1)) if n > 1 else 0.0
+
+    def __float__(self) -> float:
+        return self.mean
+
+
+def over_seeds(runs: Sequence[dict]) -> dict:
+    """Per-seed result dicts of one configuration as one: numbers become a `Spread` (or stay
+    a number when there is one seed or all are equal), tensors their mean, anything else the first."""
+    merged = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        if isinstance(first, torch.Tensor):
+            merged[key] = torch.stack(values).mean(0)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool) and len(set(values)) > 1:
+            merged[key] = Spread(tuple(values))
+        else:
+            merged[key] = first
+    return merged
+
+
 def fmt(value, digits: int = 4) -> str:
+    if isinstance(value, Spread):
+        digits = 1 if all(isinstance(v, int) for v in value.values) else digits  # a step, say
+        return f"{value.mean:.{digits}f} ± {value.sd:.{digits}f}"
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
@@ -136,7 +186,12 @@ def report(name: str, args: argparse.Namespace, headers, rows, fig, notes: Seque
 
     table = markdown_table(headers, rows)
     command = shlex.join(["python", f"benchmarks/experiments/{name}.py", *args.argv])
-    footer = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}", *notes]
+    seeds_text = (
+        f"seed {args.seed}"
+        if args.seeds <= 1
+        else f"seeds {args.seed}-{args.seed + args.seeds - 1} (mean ± sd)"
+    )
+    footer = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, {seeds_text}", *notes]
     text = "\n".join([table, "", *footer])
     print(text)
     (args.out / f"{name}.md").write_text(f"`{command}`\n\n{text}\n")

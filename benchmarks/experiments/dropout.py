@@ -31,12 +31,12 @@ from solutions.w06_decoder import GPT, GPTConfig  # noqa: E402
 from solutions.w07_training import AdamW, param_groups, set_seed, train_step  # noqa: E402
 
 
-def run(label, config, data, args, train_eval, val) -> dict:
-    set_seed(args.seed)
+def run(label, config, data, args, train_eval, val, seed: int) -> dict:
+    set_seed(seed)
     model = GPT(config)
     optimizer = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
     schedule = common.cosine_lr(args.lr, args.steps, warmup=max(1, args.steps // 20))
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(seed)
     steps, train_curve, val_curve = [], [], []
     with common.Timer() as t:
         for step in range(args.steps + 1):
@@ -54,12 +54,14 @@ def run(label, config, data, args, train_eval, val) -> dict:
         "dropout": config.dropout,
         "params": sum(p.numel() for p in model.parameters()),
         "steps": steps,
-        "train": train_curve,
-        "val": val_curve,
+        "train": torch.tensor(train_curve),
+        "val": torch.tensor(val_curve),
         "best_val": val_curve[best],
         "best_step": steps[best],
         "final_train": train_curve[-1],
         "final_val": val_curve[-1],
+        "gap": val_curve[-1] - train_curve[-1],
+        "rise": val_curve[-1] - val_curve[best],
     }
 
 
@@ -96,10 +98,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for rate in args.dropouts:
         config = GPTConfig(**{**vars(base), "dropout": rate})
-        results.append(run(f"dropout {rate:g}", config, data, args, train_eval, val))
+        runs = [run(f"dropout {rate:g}", config, data, args, train_eval, val, s) for s in common.seeds(args)]
+        results.append(common.over_seeds(runs))
     if args.small:
         config = GPTConfig(**{**vars(base), "n_layers": 1, "n_heads": 1, "d_model": 16})
-        results.append(run("too small (d 16, 1 layer)", config, data, args, train_eval, val))
+        label = "too small (d 16, 1 layer)"
+        runs = [run(label, config, data, args, train_eval, val, s) for s in common.seeds(args)]
+        results.append(common.over_seeds(runs))
 
     import matplotlib.pyplot as plt
 
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r, color in zip(results, colors):
         ax.plot(r["steps"], r["train"], "--", color=color, lw=1.2)
         ax.plot(r["steps"], r["val"], "-", color=color, lw=1.6, label=r["label"])
-        ax.plot(r["best_step"], r["best_val"], "v", color=color, ms=9)
+        ax.plot(float(r["best_step"]), float(r["best_val"]), "v", color=color, ms=9)
     first = results[0]
     # The signs: early on (and for a model too small) both curves are high, close and still
     # falling; once the validation curve turns up while the training curve keeps falling, the
@@ -126,17 +131,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         small = results[-1]
         ax.annotate(
             "under-fitting (too small):\ntrain ≈ val, both high",
-            (small["steps"][-1], small["final_val"]),
+            (small["steps"][-1], float(small["final_val"])),
             xytext=(-150, -45),
             textcoords="offset points",
             fontsize=8,
             arrowprops={"arrowstyle": "->", "color": "grey"},
         )
-    if first["best_step"] < first["steps"][-1]:
-        ax.axvspan(first["best_step"], first["steps"][-1], color="tab:red", alpha=0.06)
+    if float(first["best_step"]) < first["steps"][-1]:
+        ax.axvspan(float(first["best_step"]), first["steps"][-1], color="tab:red", alpha=0.06)
         ax.annotate(
             "over-fitting (dropout 0):\ntrain falls, val rises,\nthe gap widens",
-            (first["steps"][-1], first["final_val"]),
+            (first["steps"][-1], float(first["final_val"])),
             xytext=(-150, 20),
             textcoords="offset points",
             fontsize=8,
@@ -167,8 +172,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r["best_step"],
             r["final_train"],
             r["final_val"],
-            r["final_val"] - r["final_train"],
-            r["final_val"] - r["best_val"],
+            r["gap"],
+            r["rise"],
         ]
         for r in results
     ]

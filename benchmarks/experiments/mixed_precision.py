@@ -80,8 +80,8 @@ def make_optimizer(name: str, model, lr: float):
     return AdamW(param_groups(model, 0.1), lr=lr, betas=(0.9, 0.99))
 
 
-def run(label, precision, order, opt_name, data, args) -> dict:
-    set_seed(args.seed)
+def run(label, precision, order, opt_name, data, args, seed: int) -> dict:
+    set_seed(seed)
     config = GPTConfig(
         vocab_size=data.vocab_size, block_size=args.block_size, n_layers=2, n_heads=4, d_model=args.d_model
     )
@@ -93,7 +93,7 @@ def run(label, precision, order, opt_name, data, args) -> dict:
     scaler = None
     if precision == "fp16":
         scaler = torch.amp.GradScaler("cpu", init_scale=args.init_scale, growth_interval=args.growth_interval)
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(seed)
     losses, norms, scales, skipped_at, clipped = [], [], [], [], 0
     with common.Timer() as t:
         for step in range(args.steps):
@@ -132,7 +132,7 @@ def run(label, precision, order, opt_name, data, args) -> dict:
         "precision": precision,
         "order": order,
         "optimizer": opt_name,
-        "losses": losses,
+        "losses": torch.tensor(losses),  # averaged over seeds; scales and skips are the first seed's
         "scales": scales,
         "skipped_at": skipped_at,
         "skipped": len(skipped_at),
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     data = common.CharData.shakespeare()
     args.val = data.fixed_batches("val", args.eval_batches, args.batch, args.block_size, seed=1)
     args.train_eval = data.fixed_batches("train", args.eval_batches, args.batch, args.block_size, seed=2)
-    results = [run(*spec, data, args) for spec in runs]
+    results = [common.over_seeds([run(*spec, data, args, s) for s in common.seeds(args)]) for spec in runs]
 
     import matplotlib.pyplot as plt
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     window = max(1, args.steps // 30)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for r, color in zip(results, colors):
-        curve = torch.tensor(r["losses"])
+        curve = r["losses"]
         curve = torch.nn.functional.avg_pool1d(curve[None, None], window, 1).flatten()
         style = ":" if r["optimizer"] == "sgd" else "-"
         steps = torch.arange(len(curve)) + window - 1
@@ -209,12 +209,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r["label"],
             r["optimizer"],
             r["skipped"],
-            "-" if r["final_scale"] is None else f"2^{math.log2(r['final_scale']):g}",
+            "-" if r["final_scale"] is None else f"2^{math.log2(float(r['final_scale'])):g}",
             r["median_norm"],
-            f"{r['clipped_pct']:.0f}",
+            f"{float(r['clipped_pct']):.0f}",
             r["train_loss"],
             r["val_loss"],
-            f"{r['ms_per_step']:.1f}",
+            f"{float(r['ms_per_step']):.1f}",
         ]
         for r in results
     ]

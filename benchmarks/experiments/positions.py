@@ -164,18 +164,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     }
     results = []
     for pos in args.schemes:
-        set_seed(args.seed)
-        model = PositionalDecoder(pos, args.vocab, args.d_model, args.layers, args.heads, L)
-        optimizer = AdamW(param_groups(model, 0.1), lr=args.lr)
-        g = torch.Generator().manual_seed(args.seed)
-        with common.Timer() as t:
-            for step in range(args.steps):
-                batch = make(args.batch, L, args.period, args.vocab, g)
-                train_step(model, optimizer, [batch], max_norm=1.0, lr=schedule(step))
-        row = {"scheme": pos, "train_s": t.seconds}
-        for f in factors:
-            row[f"loss_{f}x"], row[f"acc_{f}x"], row["per_position"] = evaluate(model, eval_sets[f])
-        results.append(row)
+        runs = []
+        for seed in common.seeds(args):
+            set_seed(seed)
+            model = PositionalDecoder(pos, args.vocab, args.d_model, args.layers, args.heads, L)
+            optimizer = AdamW(param_groups(model, 0.1), lr=args.lr)
+            g = torch.Generator().manual_seed(seed)
+            with common.Timer() as t:
+                for step in range(args.steps):
+                    batch = make(args.batch, L, args.period, args.vocab, g)
+                    train_step(model, optimizer, [batch], max_norm=1.0, lr=schedule(step))
+            run = {"scheme": pos, "train_s": t.seconds}
+            for f in factors:
+                run[f"loss_{f}x"], run[f"acc_{f}x"], run["per_position"] = evaluate(model, eval_sets[f])
+            runs.append(run)
+        results.append(common.over_seeds(runs))
         print(f"  {pos}: trained in {t.seconds:.1f} s", file=sys.stderr)
 
     import matplotlib.pyplot as plt
@@ -188,7 +191,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = (acc.isnan().sum().item()) if acc.isnan().any() else 0
         xs = torch.arange(len(smooth)) + (width - 1) / 2
         left.plot(xs[start:], smooth[start:], label=row["scheme"], lw=1.2)
-        right.plot([f * L for f in factors], [row[f"acc_{f}x"] for f in factors], "o-", label=row["scheme"])
+        right.plot(
+            [f * L for f in factors], [float(row[f"acc_{f}x"]) for f in factors], "o-", label=row["scheme"]
+        )
     for ax in (left, right):
         ax.axvline(L, color="grey", ls=":", lw=1)
         ax.axhline(1 / args.vocab, color="grey", ls="--", lw=1)
