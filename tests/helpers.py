@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,9 +19,9 @@ def make_submission(dest: Path, source: Path = ROOT / "solutions") -> Path:
 
 
 def grade(
-    submission: Path, weeks: list[str], tmp: Path, *extra: str, seed: int = 2024
+    submission: Path, weeks: list[str], tmp: Path, *extra: str, seed: int = 2024, env: dict | None = None
 ) -> tuple[int, dict | None]:
-    """Runs `course grade` in a subprocess, as an instructor or CI would."""
+    """Runs `course grade` in a subprocess, as an instructor or CI would (``env``: added to ours)."""
     out = tmp / "report.json"
     cmd = [
         sys.executable,
@@ -37,7 +38,9 @@ def grade(
         *weeks,
         *extra,
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})}
+    )
     report = json.loads(out.read_text()) if out.exists() else None
     if report is None:
         print(proc.stdout[-3000:], proc.stderr[-3000:])

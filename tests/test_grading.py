@@ -233,3 +233,39 @@ def test_no_suite_runs_anything_beside_the_tests(tmp_path):
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("EXTRA-THREADS")]
     assert lines == ["EXTRA-THREADS []"], (lines, proc.stdout[-1500:], proc.stderr[-1500:])
+
+
+INSTALLED_PLUGIN = """
+import os
+
+open(os.environ["PLUGIN_MARK"], "w").write("loaded")
+
+
+def pytest_collection_modifyitems(items):
+    items.clear()  # had it any say, nothing would be graded
+"""
+
+
+def test_installed_pytest_plugins_have_no_say_in_a_grade(tmp_path):
+    """A pytest plugin installed beside the grader (an entry point, as pip would register it) is
+    not even imported by `course grade`; plain pytest in the same environment does load it."""
+    site = tmp_path / "site"
+    dist = site / "gradehelper-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "gradehelper.py").write_text(INSTALLED_PLUGIN)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gradehelper\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\ngradehelper = gradehelper\n")
+    mark = tmp_path / "loaded"
+    env = {"PYTHONPATH": str(site), "PLUGIN_MARK": str(mark)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:course", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert mark.exists(), ("the plugin should load in plain pytest", proc.stdout[-800:], proc.stderr[-800:])
+    mark.unlink()
+    code, report = grade(make_submission(tmp_path / "sub"), ["w02"], tmp_path, "--isolation", "none", env=env)
+    assert code == 0 and not mark.exists()
+    assert report["weeks"]["w02"]["score"] == report["weeks"]["w02"]["max_score"] > 0
