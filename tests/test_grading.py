@@ -165,16 +165,43 @@ def test_every_graded_test_has_points_and_a_name():
                 assert ast.get_docstring(node), f"{path.name}::{node.name} has no docstring (its report name)"
 
 
-def test_pytest_marker_selects_exactly_the_week():
-    proc = subprocess.run(
+THREADS_AFTER_COLLECTION = """
+import threading
+
+
+def pytest_collection_finish(session):
+    names = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+    print("EXTRA-THREADS", names)
+"""
+
+
+@pytest.fixture(scope="module")
+def collected_w01(tmp_path_factory) -> subprocess.CompletedProcess:
+    """`pytest --collect-only -m w01` over every suite, as the grader collects them, with a plugin
+    that reports the threads alive once collection is over."""
+    plugin = tmp_path_factory.mktemp("threadcheck")
+    (plugin / "threadcheck.py").write_text(THREADS_AFTER_COLLECTION)
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "w01", "--isolation", "none"]
-        + ["autograder/suites", "exercises/tests"],
+        + ["-p", "threadcheck", "autograder/suites", "exercises/tests"],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(plugin)},
     )
-    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_pytest_marker_selects_exactly_the_week(collected_w01):
+    ids = [line for line in collected_w01.stdout.splitlines() if "::" in line]
     assert ids and all("w01_attention" in i for i in ids), ids[:5]
+
+
+def test_no_suite_runs_anything_beside_the_tests(collected_w01):
+    """Collecting every suite leaves the grader with one thread: work started at collection would
+    run beside other weeks' tests in the same process and could break them (it once did)."""
+    proc = collected_w01
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("EXTRA-THREADS")]
+    assert lines == ["EXTRA-THREADS []"], (lines, proc.stdout[-1500:], proc.stderr[-1500:])
 
 
 @pytest.mark.parametrize("key", ["1", "w01", "attention", "w01_attention", 1])
@@ -207,32 +234,6 @@ def test_solutions_never_import_the_grader():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "autograder" for n in names), f"{path} imports autograder"
-
-
-THREADS_AFTER_COLLECTION = """
-import threading
-
-
-def pytest_collection_finish(session):
-    names = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
-    print("EXTRA-THREADS", names)
-"""
-
-
-def test_no_suite_runs_anything_beside_the_tests(tmp_path):
-    """Collecting every suite leaves the grader with one thread: work started at collection would
-    run beside other weeks' tests in the same process and could break them (it once did)."""
-    (tmp_path / "threadcheck.py").write_text(THREADS_AFTER_COLLECTION)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "threadcheck", "--isolation", "none"]
-        + ["autograder/suites", "exercises/tests"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("EXTRA-THREADS")]
-    assert lines == ["EXTRA-THREADS []"], (lines, proc.stdout[-1500:], proc.stderr[-1500:])
 
 
 INSTALLED_PLUGIN = """
