@@ -145,6 +145,15 @@ def run(label, precision, order, opt_name, data, args, seed: int) -> dict:
     }
 
 
+def scale_text(scale) -> str:
+    """The final scale as a power of two; over several seeds, the range ("2^17–2^18")."""
+    if scale is None:
+        return "-"
+    values = scale.values if isinstance(scale, common.Spread) else (scale,)
+    low, high = min(round(math.log2(v)) for v in values), max(round(math.log2(v)) for v in values)
+    return f"2^{low}" if low == high else f"2^{low}–2^{high}"
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = common.parser(__doc__)
     p.add_argument("--steps", type=int, default=300)
@@ -209,7 +218,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r["label"],
             r["optimizer"],
             r["skipped"],
-            "-" if r["final_scale"] is None else f"2^{math.log2(float(r['final_scale'])):g}",
+            scale_text(r["final_scale"]),
             r["median_norm"],
             f"{float(r['clipped_pct']):.0f}",
             r["train_loss"],
