@@ -178,31 +178,31 @@ def _equal(actual, candidate) -> bool:
         return False
 
 
-def attempt(call: Callable[[], Any], what: str, advice: str) -> Any:
-    """``call()``; an exception raised by the submission fails the test with ``advice`` and the
-    student's traceback (a timeout stays a timeout)."""
+def _as_failure(call: Callable[[], Any], describe: Callable[[SubmissionError], str]) -> Any:
+    """``call()``; an exception raised by the submission becomes this test's failure (the text
+    ``describe`` gives, then the student's traceback); a timeout stays a timeout."""
     try:
         return call()
     except SubmissionTimeout:
         raise
     except SubmissionError as exc:
-        message = f"{what} raised {exc.exc_type or 'an error'}: {advice}"
+        message = describe(exc)
         if exc.traceback:
             message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
         raise GradingFailure(message) from None
+
+
+def attempt(call: Callable[[], Any], what: str, advice: str) -> Any:
+    """``call()``; an exception raised by the submission fails the test with ``advice`` and the
+    student's traceback (a timeout stays a timeout)."""
+    return _as_failure(call, lambda exc: f"{what} raised {exc.exc_type or 'an error'}: {advice}")
 
 
 def _probe(what: str, call: Callable[[], Any]) -> Any:
     """Runs a diagnosis or example probe; the student's exception becomes this test's failure."""
-    try:
-        return call()
-    except SubmissionTimeout:
-        raise
-    except SubmissionError as exc:
-        message = f"{what}: wrong, and while the grader tried a smaller case to say why, {exc}"
-        if exc.traceback:
-            message += "\n\nYour code's traceback:\n" + exc.traceback.rstrip()
-        raise GradingFailure(message) from None
+    return _as_failure(
+        call, lambda exc: f"{what}: wrong, and while the grader tried a smaller case to say why, {exc}"
+    )
 
 
 def _raise_diagnosis(what: str, diagnose: Diagnoses, fits: Callable[[Any], bool]) -> None:
